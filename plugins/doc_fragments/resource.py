@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    """Options and attributes every resource module of the collection shares."""
+
+    DOCUMENTATION = r'''
+options:
+  state:
+    description:
+      - V(merged) creates missing resources and sets the attributes that are given; attributes not
+        given keep their current value and list attributes (addresses, routes, gateways) gain the given entries.
+      - V(replaced) works like V(merged) except that list attributes become exactly the given lists
+        (and an attribute that holds a reference, like a bridge membership, is cleared when not given).
+      - V(overridden) works like V(replaced) for every given resource, and deletes every other resource
+        of this kind that the collection created in the namespaces the call looks at (the namespace
+        the module runs in and every namespace named in O(config)).
+      - V(deleted) deletes the given resources; with an empty O(config) it deletes every resource of this
+        kind that the collection created in the namespace the module runs in.
+      - V(gathered) changes nothing and returns the resources the collection manages in the shape of O(config).
+      - Only resources that the collection created (their interface alias starts with C(hostnet.provision))
+        are ever changed or deleted; a name held by anything else is refused with an error.
+    type: str
+    choices: [merged, replaced, overridden, deleted, gathered]
+    default: merged
+requirements:
+  - pyroute2 >= 0.7.2 on the managed host (Debian/Ubuntu package C(python3-pyroute2))
+  - Linux with network namespaces; the module runs as root (CAP_NET_ADMIN and CAP_SYS_ADMIN)
+notes:
+  - All input is checked, and the whole plan is computed, before anything is changed.
+    If applying fails for one resource, that resource's own changes are rolled back and the error lists
+    what had already been applied for the resources before it; a re-run converges.
+  - In check mode a namespace or bridge that does not exist yet is assumed to be created by an earlier
+    task of the same play; a warning says so.
+  - The engine talks netlink directly (pyroute2); it never runs the C(ip) command.
+attributes:
+  check_mode:
+    support: full
+    description: Predicts exactly the operations a real run would make; changes nothing.
+  diff_mode:
+    support: full
+    description: Shows each changed resource before and after, keyed by C(name@netns).
+  platform:
+    support: full
+    platforms: [linux]
+    description: Linux only (netlink).
+'''

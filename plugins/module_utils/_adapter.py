@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every resource module does with its AnsibleModule, in one place.
+
+Private to the hostnet.provision collection. The module object is passed
+in (duck-typed): this file does not import AnsibleModule, so the engine
+below it stays usable without Ansible.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.hostnet.provision.plugins.module_utils import _deps
+from ansible_collections.hostnet.provision.plugins.module_utils._engine import STATES, Context, reconcile
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import ApplyError, HostnetError
+
+__all__ = ['STATE_ARG', 'run_resource_module']
+
+STATE_ARG = dict(type='str', default='merged', choices=list(STATES))
+
+
+def run_resource_module(module, kind_class):
+    """Reconcile ``config`` with ``state``; exit_json or fail_json once."""
+    if not _deps.HAS_PYROUTE2:
+        module.fail_json(
+            msg='Failed to import the required Python library (pyroute2) on %s\'s Python. '
+                'Install python3-pyroute2 (Debian/Ubuntu/EPEL) or "pip install pyroute2".'
+                % _hostname(), exception=_deps.PYROUTE2_IMPORT_ERROR)
+    from ansible_collections.hostnet.provision.plugins.module_utils._netlink import Kernel
+
+    ctx = Context(check_mode=module.check_mode, warn=module.warn)
+    try:
+        with Kernel() as kernel:
+            result = reconcile(kind_class(kernel, ctx), module.params['config'], module.params['state'], ctx)
+    except ApplyError as err:
+        # Something was changed before the failure: say so, as changed.
+        module.fail_json(msg=str(err), changed=bool(err.done), resource=err.resource,
+                         commands=err.done, rolled_back=err.rolled_back)
+    except HostnetError as err:
+        module.fail_json(msg=str(err), changed=False, resource=err.resource, field=err.field,
+                         value=err.value)
+    out = result.as_dict()
+    if module._diff and result.gathered is None:
+        out['diff'] = result.diff()
+    module.exit_json(**out)
+
+
+def _hostname():
+    import socket
+    return socket.gethostname()

@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Named network namespaces, created or adopted from a running process.
+
+Private to the hostnet.provision collection.
+
+A namespace the collection creates gets its loopback brought up. One adopted
+from a process (``pid``, as done for Docker's hidden namespaces) is only
+named: what is inside belongs to that process's owner and is not touched.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
+from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
+from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
+    NotManagedError,
+    ValidationError,
+    translate_os_error,
+)
+
+__all__ = ['NetnsKind']
+
+
+class NetnsKind(ResourceKind):
+    label = 'netns'
+
+    def key(self, item):
+        return (None, item['name'])
+
+    def normalize(self, item):
+        name = v.netns_name(item.get('name'), 'netns %s' % item.get('name'))
+        pid = item.get('pid')
+        if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0):
+            raise ValidationError('netns %s: pid %r is not a process id' % (name, pid), name, 'pid', pid)
+        return {'name': name, 'pid': pid}
+
+    def scope(self, items):
+        return [None]
+
+    def _res(self, name):
+        return 'netns %s' % name
+
+    def current(self, key):
+        name = key[1]
+        marker = _nsfs.read_marker(name)
+        if marker is None:
+            if _nsfs.namespace_id(name) is not None:
+                raise NotManagedError(
+                    '%s: a network namespace named %r already exists and was not created by '
+                    'hostnet.provision; it is left alone (use it by name from other modules, or '
+                    'choose another name)' % (self._res(name), name), name, 'name', name)
+            return None
+        out = {'name': name, 'pid': marker.get('pid')}
+        if marker.get('origin') == 'created':
+            lo = self.kernel.link(name, 'lo', self._res(name))
+            out['_lo_up'] = bool(lo and lo['up'])
+        elif marker.get('pid') and _nsfs.namespace_id('pid:%d' % marker['pid']) != _nsfs.namespace_id(name):
+            # The process is gone or restarted: the name points at a stale namespace.
+            out['_stale'] = True
+        return out
+
+    def managed_keys(self, scope):
+        return [(None, n) for n in _nsfs.list_named() if _nsfs.read_marker(n) is not None]
+
+    def predict(self, before, desired, replace):
+        after = {'name': desired['name'], 'pid': desired['pid']}
+        if desired['pid'] is None and before is not None:
+            after['pid'] = before['pid']
+        if after['pid'] is None:
+            after['_lo_up'] = True
+        return after
+
+    def plan(self, key, before, after):
+        name = key[1]
+        res = self._res(name)
+        kernel = self.kernel
+        if after is None:
+            def delete():
+                kernel.forget(name)
+                _os(lambda: _nsfs.delete_named(name), 'delete network namespace', res, name)
+            return [Op(res, 'delete netns %s' % name, delete)]
+        pid = after['pid']
+        if pid is not None and _nsfs.namespace_id('pid:%d' % pid) is None:
+            raise ValidationError('%s: pid %d has no network namespace (no such process?)' % (res, pid),
+                                  name, 'pid', pid)
+        ops = []
+        if before is not None and (before['pid'] != pid or before.get('_stale')):
+            ops.append(Op(res, 'release netns name %s (was %s)' % (name, _origin(before['pid'])),
+                          lambda: (kernel.forget(name), _os(lambda: _nsfs.delete_named(name), 'release', res, name))))
+            before = None
+        if before is None:
+            if pid is None:
+                ops.append(Op(res, 'create netns %s' % name,
+                              lambda: _os(lambda: _nsfs.create_named(name), 'create network namespace', res, name),
+                              lambda: _undo_create(kernel, name)))
+            else:
+                ops.append(Op(res, 'attach netns %s to the namespace of pid %d' % (name, pid),
+                              lambda: _os(lambda: _nsfs.attach_named(name, pid), 'attach network namespace', res, name),
+                              lambda: _undo_create(kernel, name)))
+        if pid is None and not (before or {}).get('_lo_up'):
+            def lo_up():
+                lo = kernel.link(name, 'lo', res)
+                kernel.link_set(name, res, lo['index'], state='up')
+            ops.append(Op(res, 'bring up lo in netns %s' % name, lo_up))
+        return ops
+
+
+def _origin(pid):
+    return 'created' if pid is None else 'pid %d' % pid
+
+
+def _os(fn, action, res, name):
+    try:
+        fn()
+    except OSError as exc:
+        raise translate_os_error(exc, action, res, 'name', name) from None
+
+
+def _undo_create(kernel, name):
+    if _nsfs.read_marker(name) is not None:
+        kernel.forget(name)
+        _nsfs.delete_named(name)

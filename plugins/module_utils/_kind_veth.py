@@ -1,0 +1,354 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""veth pairs: the host end (optionally on a bridge) and the peer end
+created directly inside its namespace under its final name (``eth0``), with
+addresses, a default gateway and routes — one container endpoint.
+
+Private to the hostnet.provision collection.
+
+The host end's alias records where its peer is
+(``hostnet.provision veth peer=eth0@web``); that hint is always verified
+against the kernel (each end's peer index must be the other's index).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
+from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
+from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, merge_config, resource_label
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
+    ConflictError,
+    LinkNotFound,
+    NamespaceNotFound,
+    ValidationError,
+)
+from ansible_collections.hostnet.provision.plugins.module_utils._linkops import (
+    LinkRef,
+    address_ops,
+    attribute_ops,
+    claim,
+    read_routes,
+    repair_op,
+    route_ops,
+)
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+
+__all__ = ['VethKind']
+
+_HOST_TAG = OWNER_TAG + ' veth peer='
+_PEER_TAG = OWNER_TAG + ' veth-peer'
+_PEER_LISTS = ('addresses', 'gateway', 'routes')
+
+
+def _host_alias(peer_name, peer_netns):
+    return '%s%s@%s' % (_HOST_TAG, peer_name, peer_netns or '.')
+
+
+def _parse_hint(alias):
+    if not alias or not alias.startswith(_HOST_TAG) or '@' not in alias:
+        return None
+    name, _sep, netns = alias[len(_HOST_TAG):].partition('@')
+    return name, (None if netns == '.' else netns)
+
+
+class VethKind(ResourceKind):
+    label = 'veth'
+    list_fields = ('addresses',)
+
+    # -- input ------------------------------------------------------------
+
+    def normalize(self, item):
+        name = v.ifname(item.get('name'), 'veth %s' % item.get('name'))
+        res = 'veth %s' % name
+        peer_in = item.get('peer')
+        peer = None if not peer_in else {
+            'name': v.ifname(peer_in.get('name'), res, 'peer.name'),
+            'netns': v.netns_spec(peer_in.get('netns'), res, 'peer.netns'),
+            'mtu': v.mtu(peer_in.get('mtu'), res, 'peer.mtu'),
+            'mac': v.mac(peer_in.get('mac'), res, 'peer.mac'),
+            'addresses': v.cidr_list(peer_in.get('addresses'), res, 'peer.addresses'),
+            'gateway': _gateways(peer_in.get('gateway'), peer_in.get('addresses'), res),
+            'routes': _routes(peer_in.get('routes'), res),
+        }
+        out = {
+            'name': name,
+            'netns': v.netns_spec(item.get('netns'), res),
+            'mtu': v.mtu(item.get('mtu'), res),
+            'mac': v.mac(item.get('mac'), res),
+            'addresses': v.cidr_list(item.get('addresses'), res),
+            'bridge': v.ifname(item['bridge'], res, 'bridge') if item.get('bridge') else None,
+            'peer': peer,
+        }
+        if peer and out['netns'] == peer['netns'] and name == peer['name']:
+            raise ValidationError('%s: peer.name %r equals name in the same namespace' % (res, name),
+                                  res, 'peer.name', name)
+        return out
+
+    def check_all(self, items):
+        super().check_all(items)
+        # Every end of every pair needs its own name in its namespace.
+        seen, gateways = {}, {}
+        for item in items:
+            ends = [(item['netns'], item['name'], 'name')]
+            if item['peer']:
+                ends.append((item['peer']['netns'], item['peer']['name'], 'peer.name'))
+            for netns, name, field in ends:
+                other = seen.get((netns, name))
+                if other is not None and other != item['name']:
+                    raise ValidationError('veth %s: %s %r%s is also used by veth %s in this call'
+                                          % (item['name'], field, name, ' in netns %s' % netns if netns else '',
+                                             other), item['name'], field, name)
+                seen[(netns, name)] = item['name']
+            # One default route per family and namespace.
+            for gw in (item['peer'] or {}).get('gateway') or []:
+                slot = (item['peer']['netns'], ':' in gw)
+                other = gateways.get(slot)
+                if other is not None and other != item['name']:
+                    raise ValidationError('veth %s: peer.gateway %s: veth %s already sets the default %s route of %s'
+                                          % (item['name'], gw, other, 'IPv6' if slot[1] else 'IPv4',
+                                             _nsfs.spec_label(slot[0])), item['name'], 'peer.gateway', gw)
+                gateways[slot] = item['name']
+
+    # -- read -------------------------------------------------------------
+
+    def _res(self, key):
+        return 'veth %s' % resource_label(*key)
+
+    def current(self, key):
+        netns, name = key
+        res = self._res(key)
+        host = claim(self.kernel.link(netns, name, res), 'veth', res, name, netns)
+        if host is None:
+            return None
+        hint = _parse_hint(host['alias'])
+        if hint is None:
+            raise ConflictError('%s: %r%s is the peer end of another veth pair managed by %s, not a host end'
+                                % (res, name, ' in netns %s' % netns if netns else '', OWNER_TAG),
+                                res, 'name', name)
+        out = {
+            'name': name,
+            'netns': netns,
+            'mtu': host['mtu'],
+            'mac': host['mac'],
+            'addresses': self.kernel.addresses(netns, host['index']),
+            'bridge': self._master_name(netns, host),
+            'peer': {'name': hint[0], 'netns': hint[1], 'mtu': None, 'mac': None,
+                     'addresses': [], 'gateway': [], 'routes': []},
+            '_up': host['up'],
+        }
+        peer = self._find_peer(host, hint)
+        if peer is None:
+            out['_broken'] = True
+            return out
+        pns = hint[1]
+        gateways, routes = read_routes(self.kernel, pns, peer['index'])
+        out['peer'].update({
+            'mtu': peer['mtu'],
+            'mac': peer['mac'],
+            'addresses': self.kernel.addresses(pns, peer['index']),
+            'gateway': gateways,
+            'routes': routes,
+        })
+        out['_peer_up'] = peer['up']
+        return out
+
+    def _master_name(self, netns, link):
+        if not link['master']:
+            return None
+        master = self.kernel.link_by_index(netns, link['master'])
+        return master['name'] if master else None
+
+    def _find_peer(self, host, hint):
+        pname, pns = hint
+        if not self.kernel.exists(pns):
+            return None
+        peer = self.kernel.link(pns, pname)
+        if peer is None or peer['kind'] != 'veth' or peer['link'] != host['index'] \
+                or host['link'] != peer['index'] or peer['alias'] != _PEER_TAG:
+            return None
+        return peer
+
+    def managed_keys(self, scope):
+        keys = []
+        for netns in scope:
+            if not self.kernel.exists(netns):
+                continue
+            for link in self.kernel.links(netns).values():
+                if link['kind'] == 'veth' and _parse_hint(link['alias']) is not None:
+                    keys.append((netns, link['name']))
+        return keys
+
+    # -- decide -----------------------------------------------------------
+
+    def predict(self, before, desired, replace):
+        if desired['peer'] is None:
+            if before is None:
+                res = 'veth %s' % resource_label(desired['netns'], desired['name'])
+                raise ValidationError('%s: peer is required to create the pair' % res, res, 'peer', None)
+            desired = dict(desired, peer=dict(before['peer']))
+        after = merge_config(before, desired, replace, self.list_fields, nested={'peer': _PEER_LISTS})
+        if replace and desired.get('bridge') is None:
+            after['bridge'] = None
+        if before is not None and _nsfs.same_namespace(before['peer']['netns'], desired['peer']['netns']):
+            after['peer']['netns'] = before['peer']['netns']
+        for private in ('_up', '_peer_up', '_broken'):
+            after.pop(private, None)
+        return after
+
+    def _needs_recreate(self, before, after):
+        bp, ap = before['peer'], after['peer']
+        return before.get('_broken') or bp['name'] != ap['name'] or bp['netns'] != ap['netns']
+
+    def plan(self, key, before, after):
+        netns, name = key
+        res = self._res(key)
+        kernel = self.kernel
+        host = LinkRef(kernel, netns, name, res)
+        if after is None:
+            return [Op(res, 'delete veth %s (and its peer)' % resource_label(netns, name),
+                       lambda: kernel.link_del(netns, res, host.index()))]
+        peer = LinkRef(kernel, after['peer']['netns'], after['peer']['name'], res, 'peer.name')
+        ops = []
+        if before is not None and self._needs_recreate(before, after):
+            bp = before['peer']
+            ops.append(Op(res, 'delete veth %s to recreate it (peer %s@%s becomes %s@%s)'
+                          % (name, bp['name'], bp['netns'] or '.', after['peer']['name'],
+                             after['peer']['netns'] or '.'),
+                          lambda: kernel.link_del(netns, res, host.index())))
+            before = None
+        self._check_refs(res, netns, after, creating=before is None)
+        if before is None:
+            ops.append(Op(res, 'create veth %s with peer %s in %s' % (
+                resource_label(netns, name), after['peer']['name'], _nsfs.spec_label(after['peer']['netns'])),
+                lambda: self._create(res, netns, after, host, peer),
+                lambda: host.get() is not None and kernel.link_del(netns, res, host.index()),
+                partial=True))
+            before = {'peer': {}}
+        else:
+            ops.extend(attribute_ops(host, before, after))
+            ops.extend(attribute_ops(peer, before['peer'], after['peer'], prefix='peer '))
+            for ref, up in ((host, before.get('_up')), (peer, before.get('_peer_up'))):
+                if not up:
+                    ops.append(Op(res, 'bring up %s' % ref.name, _up(ref)))
+            if after.get('bridge') != before.get('bridge'):
+                ops.append(self._master_op(res, netns, host, before.get('bridge'), after.get('bridge')))
+        ops.extend(address_ops(host, before.get('addresses'), after.get('addresses')))
+        ops.extend(address_ops(peer, before['peer'].get('addresses'), after['peer'].get('addresses'),
+                               field='peer.addresses'))
+        ops.extend(route_ops(peer, _gw_routes(before['peer'].get('gateway')),
+                             _gw_routes(after['peer'].get('gateway')), field='peer.gateway'))
+        ops.extend(route_ops(peer, before['peer'].get('routes'), after['peer'].get('routes'),
+                             field='peer.routes'))
+        if set(before['peer'].get('addresses') or []) - set(after['peer'].get('addresses') or []):
+            ops.append(repair_op(peer, after['peer'].get('addresses'),
+                                 _gw_routes(after['peer'].get('gateway')) + list(after['peer'].get('routes') or [])))
+        return ops
+
+    def _check_refs(self, res, netns, after, creating):
+        """Refuse missing namespaces/bridges and taken peer names, before any change."""
+        pns, pname = after['peer']['netns'], after['peer']['name']
+        try:
+            if not self.kernel.exists(pns):
+                raise NamespaceNotFound('%s: peer.netns %r does not exist' % (res, pns), res, 'peer.netns', pns)
+            if creating and self.kernel.link(pns, pname, res) is not None:
+                raise ConflictError('%s: peer.name %r is already taken in %s'
+                                    % (res, pname, _nsfs.spec_label(pns)), res, 'peer.name', pname)
+        except (NamespaceNotFound, LinkNotFound) as err:
+            self.ctx.tolerate_missing(err)
+        bridge = after.get('bridge')
+        if bridge:
+            try:
+                link = self.kernel.link(netns, bridge, res)
+                if link is None:
+                    raise LinkNotFound('%s: bridge %r does not exist in %s'
+                                       % (res, bridge, _nsfs.spec_label(netns)), res, 'bridge', bridge)
+            except (NamespaceNotFound, LinkNotFound) as err:
+                self.ctx.tolerate_missing(err)
+            else:
+                if link['kind'] != 'bridge':
+                    raise ValidationError('%s: bridge %r is a %s, not a bridge' % (res, bridge, link['kind']),
+                                          res, 'bridge', bridge)
+
+    def _create(self, res, netns, after, host, peer):
+        kernel = self.kernel
+        pcfg = after['peer']
+        peer_args = {'ifname': pcfg['name']}
+        if not _nsfs.same_namespace(netns, pcfg['netns']):
+            peer_args['net_ns_fd'] = kernel.ns_fd(pcfg['netns'], res, 'peer.netns')
+        for field, nl_name in (('mtu', 'mtu'), ('mac', 'address')):
+            if pcfg.get(field) is not None:
+                peer_args[nl_name] = pcfg[field]
+        args = {'ifname': after['name'], 'kind': 'veth', 'peer': peer_args}
+        for field, nl_name in (('mtu', 'mtu'), ('mac', 'address')):
+            if after.get(field) is not None:
+                args[nl_name] = after[field]
+        kernel.link_add(netns, res, **args)
+        kernel.session(pcfg['netns']).invalidate()
+        host.set(ifalias=_host_alias(pcfg['name'], pcfg['netns']))
+        peer.set(ifalias=_PEER_TAG, state='up')
+        if after.get('bridge'):
+            bridge = kernel.link(netns, after['bridge'], res)
+            host.set(field='bridge', value=after['bridge'], master=bridge['index'])
+        host.set(state='up')
+
+    def _master_op(self, res, netns, host, old, new):
+        kernel = self.kernel
+
+        def setter(bridge):
+            def run():
+                index = kernel.link(netns, bridge, res)['index'] if bridge else 0
+                host.set(field='bridge', value=bridge, master=index)
+            return run
+        text = 'attach %s to bridge %s' % (host.name, new) if new else 'detach %s from bridge %s' % (host.name, old)
+        return Op(res, text, setter(new), setter(old))
+
+
+def _up(ref):
+    return lambda: ref.set(state='up')
+
+
+def _gw_routes(gateways):
+    return [{'dest': 'default', 'via': gw, 'metric': None} for gw in gateways or []]
+
+
+def _gateways(value, addresses, res):
+    if value is None:
+        return None
+    gateways = [value] if isinstance(value, str) else list(value)
+    out, families = [], set()
+    nets = [ipaddress.ip_interface(a).network for a in (addresses or []) if isinstance(a, str) and '/' in a]
+    for gw in gateways:
+        addr = v.ip_address(gw, res, 'peer.gateway')
+        ip = ipaddress.ip_address(addr)
+        if ip.version in families:
+            raise ValidationError('%s: peer.gateway %r: only one gateway per address family' % (res, gw),
+                                  res, 'peer.gateway', gw)
+        families.add(ip.version)
+        if addresses is not None and not ip.is_link_local and not any(ip in n for n in nets):
+            raise ValidationError('%s: peer.gateway %s is outside the peer\'s subnets (%s)'
+                                  % (res, addr, ', '.join(str(n) for n in nets) or 'none of its family'),
+                                  res, 'peer.gateway', gw)
+        out.append(addr)
+    return sorted(out, key=lambda a: (':' in a, a))
+
+
+def _routes(value, res):
+    if value is None:
+        return None
+    out = []
+    for route in value:
+        if not isinstance(route, dict) or not route.get('dest'):
+            raise ValidationError('%s: peer.routes entry %r needs a dest' % (res, route), res, 'peer.routes', route)
+        entry = {
+            'dest': v.route_dest(route['dest'], res, 'peer.routes'),
+            'via': v.ip_address(route['via'], res, 'peer.routes') if route.get('via') else None,
+            'metric': route.get('metric') or None,
+        }
+        if entry in out:
+            raise ValidationError('%s: peer.routes lists %s twice' % (res, entry['dest']), res, 'peer.routes',
+                                  route)
+        out.append(entry)
+    return sorted(out, key=lambda r: (r['dest'], r['via'] or '', r['metric'] or 0))

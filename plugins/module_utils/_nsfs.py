@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Network namespaces as files: create, attach, enter, delete.
+
+Private to the hostnet.provision collection.
+
+Named namespaces follow iproute2's convention (a bind mount of a namespace
+file under /run/netns/NAME), so ``ip netns exec`` and every other tool see
+them. Everything here uses the system calls directly (setns, unshare, mount)
+through ctypes: no ``ip`` process is forked.
+
+A namespace is referred to by a *spec* string:
+
+* ``None`` or ``''``: the namespace the module runs in;
+* ``NAME``: /run/netns/NAME;
+* ``/path``: any namespace file (``/proc/PID/ns/net``, a bind mount);
+* ``pid:PID``: the namespace of a running process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
+    HostnetError,
+    NamespaceNotFound,
+    translate_os_error,
+)
+
+__all__ = [
+    'NETNS_RUN_DIR',
+    'STATE_DIR',
+    'spec_path',
+    'spec_label',
+    'same_namespace',
+    'namespace_id',
+    'list_named',
+    'create_named',
+    'attach_named',
+    'delete_named',
+    'read_marker',
+    'entered',
+    'open_namespace',
+]
+
+NETNS_RUN_DIR = '/run/netns'
+# Names the collection made or attached (one small JSON file per name).
+# It lives in /run like the namespaces themselves, so both go at reboot.
+STATE_DIR = '/run/hostnet/netns'
+
+_CLONE_NEWNET = 0x40000000
+_MS_BIND = 4096
+_MS_REC = 16384
+_MS_SHARED = 1 << 20
+_MNT_DETACH = 2
+
+_libc = None
+
+
+def _c():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
+        _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                ctypes.c_ulong, ctypes.c_void_p]
+        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+        _libc.unshare.argtypes = [ctypes.c_int]
+    return _libc
+
+
+def _check(ret):
+    if ret != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def _setns(fd):
+    _check(_c().setns(fd, _CLONE_NEWNET))
+
+
+def _mount(src, dst, fstype, flags):
+    _check(_c().mount(src.encode() if src else None, dst.encode(),
+                      fstype.encode() if fstype else None, flags, None))
+
+
+def spec_path(spec):
+    """Namespace spec → path of a namespace file (None: our own)."""
+    if spec in (None, ''):
+        return None
+    if not isinstance(spec, str):
+        raise HostnetError('netns must be a string, got %r' % (spec,), field='netns', value=spec)
+    if spec.startswith('pid:'):
+        return '/proc/%s/ns/net' % spec[4:]
+    if spec.startswith('/'):
+        return spec
+    return os.path.join(NETNS_RUN_DIR, spec)
+
+
+def spec_label(spec):
+    """How a spec is named in messages."""
+    return 'the current namespace' if spec in (None, '') else 'netns %s' % spec
+
+
+def namespace_id(spec):
+    """(st_dev, st_ino) identifying a namespace, or None if it does not exist."""
+    path = spec_path(spec) or '/proc/thread-self/ns/net'
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def same_namespace(a, b):
+    ida, idb = namespace_id(a), namespace_id(b)
+    return ida is not None and ida == idb
+
+
+def _is_nsfs(path):
+    """True if path is a live namespace mount (not a stale empty file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        # Entering our own kind of namespace is the reliable probe; but
+        # cheaper: a namespace file reports the nsfs magic through statfs,
+        # which Python lacks, so compare with an ordinary file's st_dev.
+        return os.fstat(fd).st_dev != os.stat(os.path.dirname(path)).st_dev
+    finally:
+        os.close(fd)
+
+
+def list_named():
+    """Names of all live named namespaces under /run/netns."""
+    try:
+        names = sorted(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
+    return [n for n in names if _is_nsfs(os.path.join(NETNS_RUN_DIR, n))]
+
+
+def open_namespace(spec, resource=None, field='netns'):
+    """Open a namespace file read-only; NamespaceNotFound names the field."""
+    path = spec_path(spec) or '/proc/thread-self/ns/net'
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NamespaceNotFound('%s: network namespace %r does not exist' % (resource or 'netns', spec),
+                                resource, field, spec) from None
+    except OSError as exc:
+        raise translate_os_error(exc, 'open network namespace %r' % spec, resource, field, spec) from None
+    if spec not in (None, '') and not spec.startswith('pid:') and not spec.startswith('/proc/') \
+            and os.fstat(fd).st_dev == os.stat(os.path.dirname(path) or '/').st_dev:
+        os.close(fd)
+        raise NamespaceNotFound('%s: %s exists but is not a mounted network namespace' % (resource or 'netns', path),
+                                resource, field, spec)
+    return fd
+
+
+class entered:
+    """Context manager: run the body with this thread inside a namespace.
+
+    A netlink socket opened inside stays bound to that namespace after we
+    leave, which is how one process serves many namespaces.
+    """
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.home = None
+
+    def __enter__(self):
+        if self.fd is None:
+            return self
+        self.home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
+        _setns(self.fd)
+        return self
+
+    def __exit__(self, *exc):
+        if self.home is not None:
+            try:
+                _setns(self.home)
+            finally:
+                os.close(self.home)
+                self.home = None
+        return False
+
+
+def _ensure_run_dir():
+    """/run/netns as a shared mount point, as iproute2 sets it up."""
+    os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
+    try:
+        _mount('', NETNS_RUN_DIR, None, _MS_SHARED | _MS_REC)
+    except OSError:
+        # Not a mount point yet: bind it onto itself, then share it.
+        _mount(NETNS_RUN_DIR, NETNS_RUN_DIR, 'none', _MS_BIND | _MS_REC)
+        _mount('', NETNS_RUN_DIR, None, _MS_SHARED | _MS_REC)
+
+
+def _write_marker(name, origin, pid=None):
+    os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
+    ident = namespace_id(name)
+    data = {'origin': origin, 'pid': pid, 'inode': ident[1] if ident else None}
+    tmp = os.path.join(STATE_DIR, '.%s.tmp' % name)
+    with open(tmp, 'w') as fh:
+        json.dump(data, fh)
+    os.replace(tmp, os.path.join(STATE_DIR, name))
+
+
+def read_marker(name):
+    """The collection's record of a named namespace, or None if not ours.
+
+    A record whose inode no longer matches the live namespace (someone
+    deleted and re-made the name) does not count.
+    """
+    try:
+        with open(os.path.join(STATE_DIR, name)) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    ident = namespace_id(name)
+    if ident is None or data.get('inode') != ident[1]:
+        return None
+    return data
+
+
+def _bind_namespace(name, source):
+    path = os.path.join(NETNS_RUN_DIR, name)
+    _ensure_run_dir()
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    os.close(fd)
+    try:
+        _mount(source, path, 'none', _MS_BIND)
+    except OSError:
+        os.unlink(path)
+        raise
+
+
+def create_named(name):
+    """Create a new network namespace and name it (like ``ip netns add``)."""
+    home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_c().unshare(_CLONE_NEWNET))
+        try:
+            _bind_namespace(name, '/proc/thread-self/ns/net')
+        finally:
+            _setns(home)
+    finally:
+        os.close(home)
+    _write_marker(name, 'created')
+
+
+def attach_named(name, pid):
+    """Name the namespace of a running process (like ``ip netns attach``)."""
+    _bind_namespace(name, '/proc/%d/ns/net' % pid)
+    _write_marker(name, 'pid', pid)
+
+
+def delete_named(name):
+    """Remove a name (the namespace itself goes when nothing else holds it)."""
+    path = os.path.join(NETNS_RUN_DIR, name)
+    _check(_c().umount2(path.encode(), _MNT_DETACH))
+    os.unlink(path)
+    try:
+        os.unlink(os.path.join(STATE_DIR, name))
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Input checks shared by every resource kind.
+
+Private to the hostnet.provision collection. Each check returns the
+normalised value or raises ValidationError naming resource, field and value;
+all of them run before anything is changed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import ValidationError
+
+__all__ = [
+    'ifname',
+    'netns_spec',
+    'netns_name',
+    'cidr',
+    'cidr_list',
+    'ip_address',
+    'mac',
+    'mtu',
+    'route_dest',
+    'unique_keys',
+]
+
+IFNAMSIZ = 16  # kernel buffer, NUL included: 15 bytes of name
+_MAC = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
+
+
+def _fail(resource, field, value, why):
+    raise ValidationError('%s: %s %r %s' % (resource, field, value, why), resource, field, value)
+
+
+def ifname(value, resource, field='name'):
+    """An interface name the kernel accepts (dev_valid_name)."""
+    if not isinstance(value, str) or not value:
+        _fail(resource, field, value, 'is not a valid interface name: it must be a non-empty string')
+    size = len(value.encode('utf-8'))
+    if size >= IFNAMSIZ:
+        _fail(resource, field, value,
+              'is %d bytes long; Linux interface names are at most %d bytes' % (size, IFNAMSIZ - 1))
+    if value in ('.', '..'):
+        _fail(resource, field, value, 'is not a valid interface name')
+    for char in value:
+        if char == '/' or char == ':' or char.isspace():
+            _fail(resource, field, value,
+                  'contains %r; interface names may not contain "/", ":" or whitespace' % char)
+    return value
+
+
+def netns_name(value, resource, field='name'):
+    """A name for /run/netns/NAME."""
+    if not isinstance(value, str) or not value or value in ('.', '..') or '/' in value \
+            or value.startswith('.') or len(value.encode('utf-8')) > 255:
+        _fail(resource, field, value, 'is not a valid namespace name '
+              '(non-empty, no "/", not starting with ".", at most 255 bytes)')
+    return value
+
+
+def netns_spec(value, resource, field='netns'):
+    """A namespace reference: a name, an absolute path, or pid:PID."""
+    if value in (None, ''):
+        return None
+    if not isinstance(value, str):
+        _fail(resource, field, value, 'must be a namespace name, a path, or "pid:PID"')
+    if value.startswith('pid:'):
+        if not value[4:].isdigit() or int(value[4:]) <= 0:
+            _fail(resource, field, value, 'must be "pid:" followed by a process id')
+        return value
+    if value.startswith('/'):
+        return value
+    return netns_name(value, resource, field)
+
+
+def cidr(value, resource, field='addresses'):
+    """An interface address with prefix (198.51.100.1/24), normalised."""
+    if not isinstance(value, str) or '/' not in value:
+        _fail(resource, field, value, 'is not an address with prefix length (e.g. 198.51.100.1/24)')
+    try:
+        iface = ipaddress.ip_interface(value)
+    except ValueError as exc:
+        _fail(resource, field, value, 'is not a valid address: %s' % exc)
+    if iface.ip.is_multicast or iface.ip.is_unspecified:
+        _fail(resource, field, value, 'is not a unicast host address')
+    return str(iface)
+
+
+def cidr_list(values, resource, field='addresses'):
+    if values is None:
+        return None
+    out = []
+    for value in values:
+        norm = cidr(value, resource, field)
+        if norm in out:
+            _fail(resource, field, value, 'is listed twice')
+        out.append(norm)
+    return out
+
+
+def ip_address(value, resource, field):
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        _fail(resource, field, value, 'is not a valid IPv4 or IPv6 address')
+
+
+def mac(value, resource, field='mac'):
+    if value is None:
+        return None
+    norm = value.lower() if isinstance(value, str) else value
+    if not isinstance(norm, str) or not _MAC.match(norm):
+        _fail(resource, field, value, 'is not a MAC address (six colon-separated hex bytes)')
+    if int(norm[:2], 16) & 1:
+        _fail(resource, field, value, 'is a multicast MAC address; a link needs a unicast one')
+    if norm == '00:00:00:00:00:00':
+        _fail(resource, field, value, 'is the all-zero MAC address')
+    return norm
+
+
+def mtu(value, resource, field='mtu', low=68, high=65535):
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        _fail(resource, field, value, 'is out of range (%d to %d)' % (low, high))
+    return value
+
+
+def route_dest(value, resource, field='routes'):
+    if value == 'default':
+        return value
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        _fail(resource, field, value, 'is not a network (e.g. 203.0.113.0/24 or default): %s' % exc)
+
+
+def unique_keys(items, key, label):
+    """Refuse two resources with the same identity in one call."""
+    seen = {}
+    for item in items:
+        k = key(item)
+        if k in seen:
+            name = k[-1] if isinstance(k, tuple) else k
+            where = (' in netns %s' % k[0]) if isinstance(k, tuple) and k[0] else ''
+            raise ValidationError('%s %r%s is listed twice in config' % (label, name, where),
+                                  name, 'name', name)
+        seen[k] = item

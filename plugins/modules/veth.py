@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: veth
+short_description: veth pairs that connect a namespace to a bridge, like a container endpoint
+version_added: 1.0.0
+description:
+  - Creates, changes and deletes veth pairs. The host end stays in O(config[].netns) and can be
+    enslaved to a bridge; the peer end is created directly inside its namespace under its final name
+    (for example V(eth0)), gets its addresses, a default route via O(config[].peer.gateway) and more
+    routes, and both ends are brought up. This is what Docker does for every container on a bridge.
+  - Changing the peer's name or namespace needs a new pair; the plan and the diff show it as a
+    delete and a create.
+  - Pairs the collection creates carry an interface alias that starts with C(hostnet.provision);
+    any other link with a requested name is refused and left alone.
+  - Many pairs per call, with the states of Ansible's resource modules.
+author:
+  - hostnet.provision contributors (@hostnet-provision)
+extends_documentation_fragment:
+  - hostnet.provision.resource
+options:
+  config:
+    description: The veth pairs, each named by its host end.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Interface name of the host end (at most 15 bytes; no C(/), C(:) or whitespace).
+        type: str
+        required: true
+      netns:
+        description:
+          - Namespace of the host end; a name under C(/run/netns), an absolute path of a namespace
+            file, or C(pid:PID). Default is the namespace the module runs in.
+        type: str
+      mtu:
+        description: MTU of the host end.
+        type: int
+      mac:
+        description: MAC address of the host end.
+        type: str
+      addresses:
+        description: Addresses with prefix length on the host end (usually none).
+        type: list
+        elements: str
+      bridge:
+        description:
+          - Bridge in the host end's namespace to enslave the host end to. It must exist.
+          - With O(state=replaced) or O(state=overridden), leaving it unset detaches the host end.
+        type: str
+      peer:
+        description:
+          - The other end, usually inside an endpoint namespace.
+          - Required to create a pair; may be left out to change or delete an existing one by its host end.
+        type: dict
+        suboptions:
+          name:
+            description: Interface name of the peer end inside its namespace (for example V(eth0)).
+            type: str
+            required: true
+          netns:
+            description:
+              - Namespace of the peer end (name, absolute path, or C(pid:PID)); it must exist.
+                Default is the namespace the module runs in.
+            type: str
+          mtu:
+            description: MTU of the peer end.
+            type: int
+          mac:
+            description: MAC address of the peer end.
+            type: str
+          addresses:
+            description: Addresses with prefix length, IPv4 and/or IPv6.
+            type: list
+            elements: str
+          gateway:
+            description:
+              - Default gateway(s) of the namespace through this end, at most one IPv4 and one IPv6.
+              - Each must lie inside one of O(config[].peer.addresses) (IPv6 link-local gateways excepted).
+            type: list
+            elements: str
+          routes:
+            description: More routes through the peer end.
+            type: list
+            elements: dict
+            suboptions:
+              dest:
+                description: Destination network (V(203.0.113.0/24)) or V(default).
+                type: str
+                required: true
+              via:
+                description: Next hop.
+                type: str
+              metric:
+                description: Route metric.
+                type: int
+'''
+
+EXAMPLES = r'''
+- name: Two endpoints on a bridge, dual stack
+  hostnet.provision.veth:
+    config:
+      - name: web-h
+        bridge: hn-br0
+        peer:
+          name: eth0
+          netns: web
+          addresses: [198.51.100.10/24, 2001:db8:100::10/64]
+          gateway: [198.51.100.1, 2001:db8:100::1]
+      - name: db-h
+        bridge: hn-br0
+        mtu: 1450
+        peer:
+          name: eth0
+          netns: db
+          mtu: 1450
+          addresses: [198.51.100.11/24]
+          gateway: [198.51.100.1]
+          routes:
+            - dest: 203.0.113.0/24
+              via: 198.51.100.254
+
+- name: Keep exactly these pairs in this namespace (others the collection made are deleted)
+  hostnet.provision.veth:
+    config:
+      - name: web-h
+        bridge: hn-br0
+        peer: {name: eth0, netns: web, addresses: [198.51.100.10/24], gateway: [198.51.100.1]}
+    state: overridden
+
+- name: Delete one pair (its peer goes with it)
+  hostnet.provision.veth:
+    config:
+      - name: db-h
+    state: deleted
+'''
+
+RETURN = r'''
+commands:
+  description: The kernel operations made (in check mode, those that would be made), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ['create veth web-h with peer eth0 in netns web', 'add address 198.51.100.10/24 to eth0',
+           'add route default via 198.51.100.1 on eth0']
+before:
+  description: The changed pairs as they were, in the shape of O(config).
+  returned: when O(state) is not V(gathered)
+  type: list
+  elements: dict
+  sample: []
+after:
+  description:
+    - The changed pairs as they are now (read back from the kernel), in the shape of O(config).
+    - In check mode, the prediction; values the kernel would choose (random MACs) are V(null) there.
+  returned: when O(state) is not V(gathered)
+  type: list
+  elements: dict
+  sample: [{'name': 'web-h', 'netns': null, 'mtu': 1500, 'mac': '52:e1:3a:10:00:01', 'addresses': [],
+            'bridge': 'hn-br0', 'peer': {'name': 'eth0', 'netns': 'web', 'mtu': 1500,
+            'mac': '52:e1:3a:10:00:02', 'addresses': ['198.51.100.10/24'], 'gateway': ['198.51.100.1'],
+            'routes': []}}]
+gathered:
+  description: The pairs the collection manages (host ends in the namespaces looked at), in the shape of O(config).
+  returned: when O(state=gathered)
+  type: list
+  elements: dict
+  sample: []
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hostnet.provision.plugins.module_utils._adapter import STATE_ARG, run_resource_module
+from ansible_collections.hostnet.provision.plugins.module_utils._kind_veth import VethKind
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            config=dict(type='list', elements='dict', default=[], options=dict(
+                name=dict(type='str', required=True),
+                netns=dict(type='str'),
+                mtu=dict(type='int'),
+                mac=dict(type='str'),
+                addresses=dict(type='list', elements='str'),
+                bridge=dict(type='str'),
+                peer=dict(type='dict', options=dict(
+                    name=dict(type='str', required=True),
+                    netns=dict(type='str'),
+                    mtu=dict(type='int'),
+                    mac=dict(type='str'),
+                    addresses=dict(type='list', elements='str'),
+                    gateway=dict(type='list', elements='str'),
+                    routes=dict(type='list', elements='dict', options=dict(
+                        dest=dict(type='str', required=True),
+                        via=dict(type='str'),
+                        metric=dict(type='int'),
+                    )),
+                )),
+            )),
+            state=STATE_ARG,
+        ),
+        supports_check_mode=True,
+    )
+    run_resource_module(module, VethKind)
+
+
+if __name__ == '__main__':
+    main()

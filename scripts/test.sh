@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Run the test suite of hostnet.provision:
+#   scripts/test.sh [lint|sanity|pytest|all]...     (default: all)
+#
+#   lint    ansible-lint, production profile, on the whole repository
+#   sanity  ansible-test sanity on a copy of the collection tree
+#   pytest  unit + integration tests with pyroute2 0.9 (.venv) and
+#           integration tests with pyroute2 0.7.2 (.venv-pyroute2-0.7)
+#
+# Needs root for the integration tests. Run scripts/setup.sh first.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=$REPO/.venv
+VENV07=$REPO/.venv-pyroute2-0.7
+cd "$REPO"
+
+banner() { printf '\n========== %s ==========\n' "$*"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+[[ -x $VENV/bin/python ]] || die "$VENV missing: run scripts/setup.sh"
+
+# Tools started by the tools (ansible-lint -> ansible-playbook, ansible-test
+# -> ansible-doc ...) are looked up on PATH: put the venv's first.
+export PATH=$VENV/bin:$PATH
+export ANSIBLE_NOCOLOR=1 PY_COLORS=0
+
+# Make `hostnet.provision.*` resolvable from this checkout.
+COLLECTIONS=$REPO/.cache/collections
+mkdir -p "$COLLECTIONS/ansible_collections/hostnet"
+ln -sfn "$REPO" "$COLLECTIONS/ansible_collections/hostnet/provision"
+export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS
+
+run_lint() {
+    banner "ansible-lint (production profile)"
+    "$VENV/bin/ansible-lint" --profile production
+}
+
+SANITY_TMP=
+trap '[[ -z $SANITY_TMP ]] || rm -rf "$SANITY_TMP"' EXIT
+
+run_sanity() {
+    banner "ansible-test sanity"
+    local dest
+    SANITY_TMP=$(mktemp -d)
+    dest=$SANITY_TMP/ansible_collections/hostnet/provision
+    mkdir -p "$dest"
+    # Tracked files plus untracked files that are not ignored -- what a
+    # commit would contain, without .venv, caches or test output.
+    git ls-files -z -co --exclude-standard \
+        | rsync -a --from0 --files-from=- ./ "$dest/"
+    (
+        cd "$dest"
+        unset ANSIBLE_COLLECTIONS_PATH
+        exec "$VENV/bin/ansible-test" sanity --python 3.11 --requirements --color no
+    )
+}
+
+# pytest_run COMMAND...: run a pytest command line; exit 5 (no tests
+# collected) counts as failure, like every other non-zero exit.
+pytest_run() {
+    local rc=0
+    "$@" || rc=$?
+    if [[ $rc -eq 5 ]]; then
+        echo "test.sh: pytest collected no tests ($*)" >&2
+    fi
+    return "$rc"
+}
+
+# Unit tests run as they are; integration tests (which create links and
+# namespaces) run inside a throwaway network sandbox, once per supported
+# pyroute2: the newest (.venv) and Debian 12's 0.7.2 (.venv-pyroute2-0.7).
+run_pytest() {
+    local venv version
+    [[ -x $VENV07/bin/python ]] || die "$VENV07 missing: run scripts/setup.sh"
+    for venv in "$VENV" "$VENV07"; do
+        version=$("$venv/bin/python" -c 'import pyroute2; print(pyroute2.__version__)')
+        banner "pytest: unit, pyroute2 $version"
+        pytest_run "$venv/bin/python" -m pytest tests/unit -q
+        banner "pytest: integration in a sandbox, pyroute2 $version"
+        pytest_run bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q
+    done
+}
+
+# timed NAME: run section NAME and report how long it took.
+timed() {
+    local start=$SECONDS
+    "run_$1"
+    printf -- '---------- %s passed in %ds\n' "$1" "$((SECONDS - start))"
+}
+
+sections=("$@")
+[[ ${#sections[@]} -gt 0 ]] || sections=(all)
+for section in "${sections[@]}"; do
+    case $section in
+        lint | sanity | pytest | all) ;;
+        *) die "unknown section '$section' (lint|sanity|pytest|all)" ;;
+    esac
+done
+for section in "${sections[@]}"; do
+    case $section in
+        all) timed lint; timed sanity; timed pytest ;;
+        *) timed "$section" ;;
+    esac
+done
+banner "OK: ${sections[*]}"

@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+"""Integration tests: the modules against the real kernel.
+
+They must run inside a throwaway sandbox (scripts/sandbox.sh: a fresh
+network namespace, private /run and /sys), never on the machine's own
+network. This file refuses to run them anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = os.path.join(REPO, '.cache', 'collections')
+
+
+def _ensure_collection_path():
+    link = os.path.join(COLLECTIONS, 'ansible_collections', 'hostnet', 'provision')
+    if not os.path.islink(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(REPO, link)
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+
+
+_ensure_collection_path()
+
+
+def _in_sandbox():
+    """True inside scripts/sandbox.sh: a network namespace other than the
+    one the sandbox was started from, and a private /run."""
+    outer = os.environ.get('HOSTNET_OUTER_NETNS')
+    return bool(outer) and str(os.stat('/proc/self/ns/net').st_ino) != outer and os.path.ismount('/run')
+
+
+def pytest_collection_modifyitems(config, items):
+    # Refuse loudly (never skip quietly): these tests create and delete
+    # links and namespaces, which must only happen inside the sandbox.
+    if items and not _in_sandbox():
+        raise pytest.UsageError('integration tests change network state: run them inside the sandbox, '
+                                'e.g. bash scripts/sandbox.sh .venv/bin/python -m pytest tests/integration')
+
+
+@pytest.fixture(autouse=True)
+def clean_sandbox():
+    """Every test starts and ends with an empty sandbox (only lo)."""
+    _wipe()
+    yield
+    _wipe()
+
+
+def _wipe():
+    if not _in_sandbox():
+        return
+    subprocess.run(['ip', '-all', 'netns', 'delete'], check=False, capture_output=True)
+    for name in os.listdir('/sys/class/net'):
+        if name != 'lo':
+            subprocess.run(['ip', 'link', 'del', name], check=False, capture_output=True)
+    subprocess.run(['rm', '-rf', '/run/hostnet'], check=False)

@@ -1,0 +1,176 @@
+# -*- coding: utf-8 -*-
+"""hostnet.provision.veth against the real kernel (inside the sandbox)."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import addresses, default_gateways, ip_json, link, ping, quartet, run_module, sh, sys_class_net
+
+BRIDGE = {'name': 'hn-br0', 'addresses': ['198.51.100.1/24', '2001:db8:100::1/64']}
+
+
+def endpoint(host, netns, last, **extra):
+    peer = {'name': 'eth0', 'netns': netns,
+            'addresses': ['198.51.100.%d/24' % last, '2001:db8:100::%d/64' % last],
+            'gateway': ['198.51.100.1', '2001:db8:100::1']}
+    peer.update(extra.pop('peer', {}))
+    return dict({'name': host, 'bridge': 'hn-br0', 'peer': peer}, **extra)
+
+
+@pytest.fixture
+def segment():
+    """Two endpoint namespaces and a bridge with a gateway."""
+    run_module('netns', config=[{'name': 'ns-a'}, {'name': 'ns-b'}])
+    run_module('bridge', config=[BRIDGE])
+    return [endpoint('veth-a', 'ns-a', 10), endpoint('veth-b', 'ns-b', 11)]
+
+
+def test_quartet_builds_a_segment_that_carries_traffic(segment):
+    check, applied, _again, _check2 = quartet('veth', config=segment)
+    assert applied['commands'][:5] == [
+        'create veth veth-a with peer eth0 in netns ns-a',
+        'add address 198.51.100.10/24 to eth0', 'add address 2001:db8:100::10/64 to eth0',
+        'add route default via 198.51.100.1 on eth0', 'add route default via 2001:db8:100::1 on eth0']
+    # The peer was created inside its namespace under its final name.
+    assert 'eth0' in sys_class_net('ns-a') and 'eth0' not in sys_class_net()
+    assert link('veth-a')['master'] == 'hn-br0'
+    assert 'UP' in link('veth-a')['flags'] and 'UP' in link('eth0', netns='ns-a')['flags']
+    assert addresses('eth0', netns='ns-b') == ['198.51.100.11/24', '2001:db8:100::11/64']
+    assert default_gateways('ns-a') == ['198.51.100.1', '2001:db8:100::1']
+    # Real packets: endpoint to endpoint and to the gateway, both families.
+    assert ping('ns-a', '198.51.100.11')
+    assert ping('ns-a', '2001:db8:100::11')
+    assert ping('ns-b', '198.51.100.1')
+    # Check mode predicted the same after-state, except kernel-chosen MACs.
+    for predicted, real in zip(check['after'], applied['after']):
+        assert predicted['mac'] is None and predicted['peer']['mac'] is None
+        real = dict(real, mac=None, mtu=None, peer=dict(real['peer'], mac=None, mtu=None))
+        assert predicted == real
+
+
+def test_mtu_mac_on_both_ends_and_changes_in_place(segment):
+    item = endpoint('veth-a', 'ns-a', 10, mtu=1400, mac='02:00:5e:00:00:0a',
+                    peer={'mtu': 1400, 'mac': '02:00:5e:00:00:0b'})
+    quartet('veth', config=[item])
+    assert link('veth-a')['mtu'] == 1400 and link('veth-a')['address'] == '02:00:5e:00:00:0a'
+    peer = link('eth0', netns='ns-a')
+    assert peer['mtu'] == 1400 and peer['address'] == '02:00:5e:00:00:0b'
+    index_before = peer['ifindex']
+    changed = run_module('veth', config=[{'name': 'veth-a', 'mtu': 1300, 'peer': {'name': 'eth0', 'netns': 'ns-a',
+                                                                                  'mtu': 1300}}])
+    assert changed['commands'] == ['set mtu of veth-a to 1300 (was 1400)', 'set peer mtu of eth0 to 1300 (was 1400)']
+    assert link('eth0', netns='ns-a')['ifindex'] == index_before  # changed in place, not recreated
+
+
+def test_replaced_sets_lists_exactly_and_routes(segment):
+    run_module('veth', config=segment)
+    new = endpoint('veth-a', 'ns-a', 20, peer={'addresses': ['198.51.100.20/24'], 'gateway': ['198.51.100.1'],
+                                               'routes': [{'dest': '203.0.113.0/24', 'via': '198.51.100.1'}]})
+    result = run_module('veth', state='replaced', config=[new])
+    assert addresses('eth0', netns='ns-a') == ['198.51.100.20/24']
+    assert default_gateways('ns-a') == ['198.51.100.1']
+    routes = ip_json('route', 'show', '203.0.113.0/24', netns='ns-a')
+    assert routes and routes[0]['gateway'] == '198.51.100.1'
+    assert run_module('veth', state='replaced', config=[new])['changed'] is False
+    assert result['diff']['before']['veth-a']['peer']['gateway'] == ['198.51.100.1', '2001:db8:100::1']
+    # replaced without a bridge detaches the host end
+    run_module('veth', state='replaced', config=[dict(new, bridge=None)])
+    assert 'master' not in link('veth-a')
+
+
+def test_peer_move_is_a_recreate(segment):
+    run_module('veth', config=segment)
+    run_module('netns', config=[{'name': 'ns-c'}])
+    moved = endpoint('veth-a', 'ns-c', 10)
+    result = run_module('veth', config=[moved])
+    assert result['commands'][0] == 'delete veth veth-a to recreate it (peer eth0@ns-a becomes eth0@ns-c)'
+    assert result['commands'][1] == 'create veth veth-a with peer eth0 in netns ns-c'
+    assert 'eth0' not in sys_class_net('ns-a') and 'eth0' in sys_class_net('ns-c')
+    assert ping('ns-c', '198.51.100.11')
+
+
+def test_gathered_round_trip_overridden_and_deleted(segment):
+    sh('ip', 'link', 'add', 'foreign0', 'type', 'veth', 'peer', 'name', 'foreign1')
+    run_module('veth', config=segment)
+    gathered = run_module('veth', state='gathered')['gathered']
+    assert [g['name'] for g in gathered] == ['veth-a', 'veth-b']
+    assert gathered[0]['peer']['netns'] == 'ns-a'
+    assert run_module('veth', state='overridden', config=gathered)['changed'] is False
+    result = run_module('veth', state='overridden', config=[gathered[1]])
+    assert result['commands'] == ['delete veth veth-a (and its peer)']
+    assert 'eth0' not in sys_class_net('ns-a')
+    assert run_module('veth', state='deleted', config=[{'name': 'veth-b'}])['changed'] is True
+    assert 'eth0' not in sys_class_net('ns-b')
+    assert link('foreign0') is not None and link('foreign1') is not None
+
+
+def test_failure_midway_leaves_nothing_of_the_failed_item(segment):
+    unreachable = [{'dest': '203.0.113.0/24', 'via': '198.18.0.1'}]
+    bad = endpoint('veth-x', 'ns-b', 12, peer={'name': 'eth1', 'gateway': None, 'routes': unreachable})
+    third = endpoint('veth-c', 'ns-b', 13, peer={'name': 'eth2', 'gateway': None})
+    result = run_module('veth', fail=True, config=[segment[0], bad, third])
+    assert 'veth veth-x' in result['msg'] and 'rolled back' in result['msg']
+    assert 'already applied and kept' in result['msg']
+    assert result['changed'] is True
+    assert link('veth-a') is not None            # the first item stands, complete
+    assert link('veth-x') is None and link('veth-c') is None
+    assert sys_class_net('ns-b') == ['lo']       # no peer, address or route of it left
+    # Fixed input converges.
+    bad['peer']['routes'] = [{'dest': '203.0.113.0/24', 'via': '198.51.100.1'}]
+    assert run_module('veth', config=[segment[0], bad, third])['changed'] is True
+    assert run_module('veth', config=[segment[0], bad, third])['changed'] is False
+
+
+@pytest.mark.parametrize('change, field, fragment', [
+    ({'name': 'veth-a-is-too-long'}, 'name', 'at most 15 bytes'),
+    ({'peer': {'gateway': ['203.0.113.1']}}, 'peer.gateway', 'outside the peer'),
+    ({'peer': {'gateway': ['198.51.100.1', '198.51.100.2']}}, 'peer.gateway', 'one gateway per address family'),
+    ({'peer': {'addresses': ['198.51.100.10/33']}}, 'peer.addresses', 'not a valid address'),
+    ({'peer': {'mac': '02:00:5e:00:00'}}, 'peer.mac', 'not a MAC'),
+    ({'peer': {'netns': 'missing'}}, 'peer.netns', 'does not exist'),
+    ({'peer': {'name': 'eth 0'}}, 'peer.name', 'may not contain'),
+    ({'bridge': 'no-such-br'}, 'bridge', 'does not exist'),
+])
+def test_bad_input_refused_before_any_change(segment, change, field, fragment):
+    bad = endpoint('veth-b', 'ns-b', 11)
+    bad['peer'].update(change.pop('peer', {}))
+    bad.update(change)
+    result = run_module('veth', fail=True, config=[segment[0], bad])
+    assert fragment in result['msg'], result['msg']
+    assert result['field'] == field
+    assert link('veth-a') is None and sys_class_net('ns-a') == ['lo']
+
+
+def test_peer_name_taken_in_target_namespace(segment):
+    sh('ip', '-n', 'ns-b', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other')
+    result = run_module('veth', fail=True, config=segment)
+    assert result['field'] == 'peer.name' and 'already taken in netns ns-b' in result['msg']
+    assert link('veth-a') is None
+    assert link('eth0', netns='ns-b', details=True)['linkinfo']['info_kind'] == 'veth'
+
+
+def test_duplicate_and_clashing_names_refused(segment):
+    result = run_module('veth', fail=True, config=[segment[0], segment[0]])
+    assert 'listed twice' in result['msg']
+    clash = endpoint('veth-b', 'ns-a', 11)   # second eth0 in ns-a
+    result = run_module('veth', fail=True, config=[segment[0], clash])
+    assert result['field'] == 'peer.name' and 'also used by veth' in result['msg']
+    two_gateways = endpoint('veth-b', 'ns-a', 11, peer={'name': 'eth1'})
+    result = run_module('veth', fail=True, config=[segment[0], two_gateways])
+    assert result['field'] == 'peer.gateway' and 'already sets the default IPv4 route' in result['msg']
+    assert link('veth-a') is None
+
+
+def test_existing_foreign_link_under_the_name_is_refused(segment):
+    sh('ip', 'link', 'add', 'veth-a', 'type', 'veth', 'peer', 'name', 'foreign1')
+    result = run_module('veth', fail=True, config=segment)
+    assert 'not created by hostnet.provision' in result['msg']
+    assert link('foreign1') is not None and link('veth-b') is None
+
+
+def test_check_mode_tolerates_namespaces_made_earlier_in_the_play():
+    result = run_module('veth', check=True, config=[endpoint('veth-a', 'ns-new', 10)])
+    assert result['changed'] is True
+    assert 'assuming it will exist' in str(result.get('warnings'))
+    assert link('veth-a') is None
