@@ -16,6 +16,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     address_ops,
     attribute_ops,
     claim,
+    one_prefix_per_ipv6,
 )
 from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
 
@@ -48,13 +49,18 @@ class BridgeKind(ResourceKind):
         if fd is not None and (not isinstance(fd, int) or fd < 0):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
                                   % (res, fd), res, 'forward_delay', fd)
-        if out['stp'] and fd is not None and not _FD_MIN <= fd <= _FD_MAX:
-            raise ValidationError('%s: forward_delay %r is out of range with stp on (%d to %d hundredths of a '
-                                  'second)' % (res, fd, _FD_MIN, _FD_MAX), res, 'forward_delay', fd)
+        _check_forward_delay(out, res)
         return out
 
     def _res(self, key):
         return 'bridge %s' % resource_label(*key)
+
+    def predict(self, before, desired, replace):
+        after = super().predict(before, desired, replace)
+        after['addresses'] = one_prefix_per_ipv6(after['addresses'], desired['addresses'])
+        # Again with the kernel's values: STP may already be on.
+        _check_forward_delay(after, self._res(self.key(desired)))
+        return after
 
     def current(self, key):
         netns, name = key
@@ -101,7 +107,7 @@ class BridgeKind(ResourceKind):
             old, new = _bridge_args(before), _bridge_args(after)
             changed = dict((k, v) for k, v in new.items() if v != old.get(k))
             if changed:
-                ops.append(Op(res, 'set %s on bridge %s' % (_describe(changed), name),
+                ops.append(Op(res, 'set %s on bridge %s' % (_describe(changed), resource_label(netns, name)),
                               lambda: _set_bridge(ref, changed, after),
                               lambda: _set_bridge(ref, dict((k, old[k]) for k in changed if k in old), before)))
         ops.extend(address_ops(ref, before.get('addresses'), after.get('addresses')))
@@ -126,6 +132,13 @@ class BridgeKind(ResourceKind):
     def _remove(self, ref):
         if ref.get() is not None:
             self.kernel.link_del(ref.netns, ref.resource, ref.index())
+
+
+def _check_forward_delay(config, res):
+    fd = config.get('forward_delay')
+    if config.get('stp') and fd is not None and not _FD_MIN <= fd <= _FD_MAX:
+        raise ValidationError('%s: forward_delay %r is out of range with stp on (%d to %d hundredths of a '
+                              'second)' % (res, fd, _FD_MIN, _FD_MAX), res, 'forward_delay', fd)
 
 
 def _set_bridge(ref, args, config):
@@ -155,5 +168,11 @@ def _explain(err, config):
     return err
 
 
+_OPTION_NAMES = {'br_stp_state': 'stp', 'br_forward_delay': 'forward_delay', 'br_vlan_filtering': 'vlan_filtering'}
+
+
 def _describe(args):
-    return ', '.join('%s=%s' % (k[3:], v) for k, v in sorted(args.items()))
+    """Bridge options in the user's terms: stp=true, forward_delay=400."""
+    def show(key, value):
+        return str(value) if key == 'br_forward_delay' else ('true' if value else 'false')
+    return ', '.join('%s=%s' % (_OPTION_NAMES[k], show(k, v)) for k, v in sorted(args.items(), key=lambda kv: _OPTION_NAMES[kv[0]]))

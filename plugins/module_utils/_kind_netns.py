@@ -34,7 +34,7 @@ class NetnsKind(ResourceKind):
         name = v.netns_name(item.get('name'), 'netns %s' % item.get('name'))
         pid = item.get('pid')
         if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0):
-            raise ValidationError('netns %s: pid %r is not a process id' % (name, pid), name, 'pid', pid)
+            raise ValidationError('netns %s: pid %r is not a process id' % (name, pid), 'netns %s' % name, 'pid', pid)
         return {'name': name, 'pid': pid}
 
     def scope(self, items):
@@ -85,7 +85,7 @@ class NetnsKind(ResourceKind):
         pid = after['pid']
         if pid is not None and _nsfs.namespace_id('pid:%d' % pid) is None:
             raise ValidationError('%s: pid %d has no network namespace (no such process?)' % (res, pid),
-                                  name, 'pid', pid)
+                                  res, 'pid', pid)
         ops = []
         if before is not None and (before['pid'] != pid or before.get('_stale')):
             ops.append(Op(res, 'release netns name %s (was %s)' % (name, _origin(before['pid'])),

@@ -30,6 +30,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     address_ops,
     attribute_ops,
     claim,
+    one_prefix_per_ipv6,
     read_routes,
     repair_op,
     route_ops,
@@ -95,22 +96,24 @@ class VethKind(ResourceKind):
             ends = [(item['netns'], item['name'], 'name')]
             if item['peer']:
                 ends.append((item['peer']['netns'], item['peer']['name'], 'peer.name'))
+            owner = resource_label(item['netns'], item['name'])
+            res = 'veth %s' % owner
             for netns, name, field in ends:
                 other = seen.get((netns, name))
-                if other is not None and other != item['name']:
-                    raise ValidationError('veth %s: %s %r%s is also used by veth %s in this call'
-                                          % (item['name'], field, name, ' in netns %s' % netns if netns else '',
-                                             other), item['name'], field, name)
-                seen[(netns, name)] = item['name']
+                if other is not None and other != owner:
+                    raise ValidationError('%s: %s %r%s is also used by veth %s in this call'
+                                          % (res, field, name, ' in netns %s' % netns if netns else '', other),
+                                          res, field, name)
+                seen[(netns, name)] = owner
             # One default route per family and namespace.
             for gw in (item['peer'] or {}).get('gateway') or []:
                 slot = (item['peer']['netns'], ':' in gw)
                 other = gateways.get(slot)
-                if other is not None and other != item['name']:
-                    raise ValidationError('veth %s: peer.gateway %s: veth %s already sets the default %s route of %s'
-                                          % (item['name'], gw, other, 'IPv6' if slot[1] else 'IPv4',
-                                             _nsfs.spec_label(slot[0])), item['name'], 'peer.gateway', gw)
-                gateways[slot] = item['name']
+                if other is not None and other != owner:
+                    raise ValidationError('%s: peer.gateway %s: veth %s already sets the default %s route of %s'
+                                          % (res, gw, other, 'IPv6' if slot[1] else 'IPv4',
+                                             _nsfs.spec_label(slot[0])), res, 'peer.gateway', gw)
+                gateways[slot] = owner
 
     # -- read -------------------------------------------------------------
 
@@ -190,6 +193,8 @@ class VethKind(ResourceKind):
                 raise ValidationError('%s: peer is required to create the pair' % res, res, 'peer', None)
             desired = dict(desired, peer=dict(before['peer']))
         after = merge_config(before, desired, replace, self.list_fields, nested={'peer': _PEER_LISTS})
+        after['addresses'] = one_prefix_per_ipv6(after['addresses'], desired['addresses'])
+        after['peer']['addresses'] = one_prefix_per_ipv6(after['peer']['addresses'], desired['peer']['addresses'])
         if replace and desired.get('bridge') is None:
             after['bridge'] = None
         if before is not None and _nsfs.same_namespace(before['peer']['netns'], desired['peer']['netns']):

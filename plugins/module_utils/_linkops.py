@@ -11,6 +11,8 @@ same plan creates.
 
 from __future__ import annotations
 
+import ipaddress
+
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     ConflictError,
     LinkNotFound,
@@ -19,7 +21,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op
 from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
 
-__all__ = ['LinkRef', 'attribute_ops', 'address_ops', 'route_ops', 'repair_op', 'claim', 'read_routes']
+__all__ = ['LinkRef', 'one_prefix_per_ipv6', 'attribute_ops', 'address_ops', 'route_ops', 'repair_op', 'claim', 'read_routes']
 
 
 class LinkRef:
@@ -61,6 +63,15 @@ def claim(link, kind, resource, name, netns):
                             'module first' % (resource, name, where, link['kind'], OWNER_TAG, kind),
                             resource, 'name', name)
     return link
+
+
+def one_prefix_per_ipv6(addresses, desired):
+    """Merged address lists: an IPv6 address given with a new prefix length
+    replaces the old one (the kernel refuses the same IPv6 address twice)."""
+    if not addresses or not desired:
+        return addresses
+    wanted = dict((ipaddress.ip_interface(a).ip, a) for a in desired if ':' in a)
+    return [a for a in addresses if ':' not in a or wanted.get(ipaddress.ip_interface(a).ip, a) == a]
 
 
 def attribute_ops(ref, before, after, prefix=''):

@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 IFNAMSIZ = 16  # kernel buffer, NUL included: 15 bytes of name
+_BAD_IFNAME_BYTES = frozenset(b'/: \t\n\v\f\r\xa0')
 _MAC = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
 
 
@@ -46,10 +47,11 @@ def ifname(value, resource, field='name'):
               'is %d bytes long; Linux interface names are at most %d bytes' % (size, IFNAMSIZ - 1))
     if value in ('.', '..'):
         _fail(resource, field, value, 'is not a valid interface name')
-    for char in value:
-        if char == '/' or char == ':' or char.isspace():
-            _fail(resource, field, value,
-                  'contains %r; interface names may not contain "/", ":" or whitespace' % char)
+    # The kernel (dev_valid_name) checks bytes, and its isspace() includes 0xA0.
+    for byte in value.encode('utf-8'):
+        if byte in _BAD_IFNAME_BYTES:
+            _fail(resource, field, value, 'contains %r; interface names may not contain "/", ":" or whitespace'
+                  % chr(byte))
     return value
 
 
@@ -98,6 +100,10 @@ def cidr_list(values, resource, field='addresses'):
         norm = cidr(value, resource, field)
         if norm in out:
             _fail(resource, field, value, 'is listed twice')
+        ip = ipaddress.ip_interface(norm).ip
+        # IPv4 allows one address with two prefixes; IPv6 does not (EEXIST).
+        if ip.version == 6 and any(ipaddress.ip_interface(o).ip == ip for o in out):
+            _fail(resource, field, value, 'is listed twice with different prefix lengths')
         out.append(norm)
     return out
 
@@ -148,5 +154,5 @@ def unique_keys(items, key, label):
             name = k[-1] if isinstance(k, tuple) else k
             where = (' in netns %s' % k[0]) if isinstance(k, tuple) and k[0] else ''
             raise ValidationError('%s %r%s is listed twice in config' % (label, name, where),
-                                  name, 'name', name)
+                                  '%s %s' % (label, name), 'name', name)
         seen[k] = item

@@ -62,7 +62,7 @@ def test_merged_adds_addresses_replaced_sets_them_exactly():
 def test_bridge_options_change_in_place():
     run_module('bridge', config=[BR])
     result = run_module('bridge', config=[{'name': 'hn-br0', 'stp': False, 'forward_delay': 1500}])
-    assert result['commands'] == ['set forward_delay=1500, stp_state=0 on bridge hn-br0']
+    assert result['commands'] == ['set forward_delay=1500, stp=false on bridge hn-br0']
     data = link('hn-br0', details=True)['linkinfo']['info_data']
     assert data['stp_state'] == 0 and data['forward_delay'] == 1500
 
@@ -141,3 +141,19 @@ def test_existing_link_of_another_kind_is_refused_never_deleted():
         result = run_module('bridge', fail=True, state=state, config=[{'name': 'hn-br0'}])
         assert 'not created by hostnet.provision' in result['msg']
     assert link('hn-br0', details=True)['linkinfo']['info_kind'] == 'veth'
+
+
+def test_ipv6_prefix_change_in_merged_replaces_the_address():
+    run_module('bridge', config=[BR])
+    result = run_module('bridge', config=[{'name': 'hn-br0', 'addresses': ['2001:db8:100::1/48']}])
+    assert result['commands'] == ['remove address 2001:db8:100::1/64 from hn-br0',
+                                  'add address 2001:db8:100::1/48 to hn-br0']
+    assert addresses('hn-br0') == ['198.51.100.1/24', '2001:db8:100::1/48']
+    assert run_module('bridge', config=[{'name': 'hn-br0', 'addresses': ['2001:db8:100::1/48']}])['changed'] is False
+
+
+def test_forward_delay_checked_against_stp_already_on():
+    run_module('bridge', config=[BR])  # stp on
+    result = run_module('bridge', fail=True, config=[{'name': 'hn-br0', 'forward_delay': 100}])
+    assert result['field'] == 'forward_delay' and 'out of range with stp on' in result['msg']
+    assert link('hn-br0', details=True)['linkinfo']['info_data']['forward_delay'] == 400
