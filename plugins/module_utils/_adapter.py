@@ -34,8 +34,8 @@ def run_resource_module(module, kind_class):
             result = reconcile(kind_class(kernel, ctx), module.params['config'], module.params['state'], ctx)
     except ApplyError as err:
         # Something was changed before the failure: say so, as changed.
-        module.fail_json(msg=str(err), changed=bool(err.done), resource=err.resource,
-                         commands=err.done, rolled_back=err.rolled_back)
+        module.fail_json(msg=str(err), changed=bool(err.done), resource=err.resource, field=err.field,
+                         value=err.value, commands=err.done, rolled_back=err.rolled_back)
     except HostnetError as err:
         module.fail_json(msg=str(err), changed=False, resource=err.resource, field=err.field,
                          value=err.value)

@@ -282,7 +282,8 @@ def _apply_resource(key, ops, done):
                 msg += '; could not roll back: %s' % '; '.join(undo_errors)
             if done:
                 msg += '; already applied and kept: %s' % '; '.join(done)
-            raise ApplyError(msg, resource=op.resource, done=done, rolled_back=rolled_back,
-                             cause=err) from None
+            failure = ApplyError(msg, resource=op.resource, done=done, rolled_back=rolled_back, cause=err)
+            failure.field, failure.value = err.field, err.value
+            raise failure from None
         finished.append(op)
     done.extend(op.text for op in ops if op.text)

@@ -13,6 +13,7 @@ named: what is inside belongs to that process's owner and is not touched.
 from __future__ import annotations
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
+from ansible_collections.hostnet.provision.plugins.module_utils import _sysctl
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
@@ -35,7 +36,15 @@ class NetnsKind(ResourceKind):
         pid = item.get('pid')
         if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0):
             raise ValidationError('netns %s: pid %r is not a process id' % (name, pid), 'netns %s' % name, 'pid', pid)
-        return {'name': name, 'pid': pid}
+        res = 'netns %s' % name
+        sysctls = item.get('sysctls') or None
+        if sysctls is not None:
+            if pid is not None:
+                raise ValidationError('%s: sysctls can only be set in namespaces the collection creates, not in '
+                                      'the namespace of pid %d' % (res, pid), res, 'sysctls', sysctls)
+            sysctls = dict((_sysctl.normalize_key(k, res)[0], _sysctl_value(v, res, k))
+                           for k, v in sysctls.items())
+        return {'name': name, 'pid': pid, 'sysctls': sysctls}
 
     def scope(self, items):
         return [None]
@@ -53,10 +62,11 @@ class NetnsKind(ResourceKind):
                     'hostnet.provision; it is left alone (use it by name from other modules, or '
                     'choose another name)' % (self._res(name), name), name, 'name', name)
             return None
-        out = {'name': name, 'pid': marker.get('pid')}
+        out = {'name': name, 'pid': marker.get('pid'), 'sysctls': {}}
         if marker.get('origin') == 'created':
             lo = self.kernel.link(name, 'lo', self._res(name))
             out['_lo_up'] = bool(lo and lo['up'])
+            out['sysctls'] = dict((k, _sysctl.read(name, k, self._res(name))) for k in marker.get('sysctls', []))
         elif marker.get('pid') and _nsfs.namespace_id('pid:%d' % marker['pid']) != _nsfs.namespace_id(name):
             # The process is gone or restarted: the name points at a stale namespace.
             out['_stale'] = True
@@ -66,11 +76,14 @@ class NetnsKind(ResourceKind):
         return [(None, n) for n in _nsfs.list_named() if _nsfs.read_marker(n) is not None]
 
     def predict(self, before, desired, replace):
-        after = {'name': desired['name'], 'pid': desired['pid']}
+        after = {'name': desired['name'], 'pid': desired['pid'], 'sysctls': {}}
         if desired['pid'] is None and before is not None:
             after['pid'] = before['pid']
         if after['pid'] is None:
             after['_lo_up'] = True
+        if before is not None and not replace:
+            after['sysctls'].update(before['sysctls'])
+        after['sysctls'].update(desired['sysctls'] or {})
         return after
 
     def plan(self, key, before, after):
@@ -105,7 +118,41 @@ class NetnsKind(ResourceKind):
                 lo = kernel.link(name, 'lo', res)
                 kernel.link_set(name, res, lo['index'], state='up')
             ops.append(Op(res, 'bring up lo in netns %s' % name, lo_up))
+        ops.extend(self._sysctl_ops(name, res, before, after['sysctls']))
         return ops
+
+    def _sysctl_ops(self, name, res, before, wanted):
+        """One op per sysctl whose value differs (all of them in a new namespace)."""
+        ops = []
+        for key, value in sorted(wanted.items()):
+            old = None
+            if before is not None:
+                old = before['sysctls'][key] if key in before['sysctls'] else _sysctl.read(name, key, res)
+                if old == value:
+                    continue
+            was = '' if old is None else ' (was %s)' % old
+            ops.append(Op(res, 'set sysctl %s=%s in netns %s%s' % (key, value, name, was),
+                          _set_sysctl(name, key, value, res),
+                          _set_sysctl(name, key, old, res) if old is not None else None))
+        return ops
+
+
+def _set_sysctl(name, key, value, res):
+    def run():
+        _sysctl.write(name, key, value, res)
+        marker = _nsfs.read_marker(name) or {}
+        keys = sorted(set(marker.get('sysctls', [])) | {key})
+        _nsfs.update_marker(name, sysctls=keys)
+    return run
+
+
+def _sysctl_value(value, res, key):
+    if isinstance(value, bool):
+        return '1' if value else '0'
+    if isinstance(value, (int, str)) and str(value).strip():
+        return ' '.join(str(value).split())
+    raise ValidationError('%s: sysctls value %r for %s is not a number or string' % (res, value, key),
+                          res, 'sysctls', key)
 
 
 def _origin(pid):

@@ -43,6 +43,7 @@ __all__ = [
     'attach_named',
     'delete_named',
     'read_marker',
+    'update_marker',
     'entered',
     'open_namespace',
 ]
@@ -206,6 +207,18 @@ def _write_marker(name, origin, pid=None):
     os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
     ident = namespace_id(name)
     data = {'origin': origin, 'pid': pid, 'inode': ident[1] if ident else None}
+    tmp = os.path.join(STATE_DIR, '.%s.tmp' % name)
+    with open(tmp, 'w') as fh:
+        json.dump(data, fh)
+    os.replace(tmp, os.path.join(STATE_DIR, name))
+
+
+def update_marker(name, **fields):
+    """Add fields (e.g. the sysctl keys we manage) to a namespace's record."""
+    data = read_marker(name)
+    if data is None:
+        return
+    data.update(fields)
     tmp = os.path.join(STATE_DIR, '.%s.tmp' % name)
     with open(tmp, 'w') as fh:
         json.dump(data, fh)

@@ -43,6 +43,17 @@ options:
           - Name the network namespace of this running process instead of creating a new one.
           - Leave unset to create a new, empty namespace.
         type: int
+      sysctls:
+        description:
+          - Network sysctls to set inside the namespace, as a mapping of key to value, for example
+            C(net.ipv4.ip_forward=1) to make the namespace a router, or C(net.ipv4.conf.all.rp_filter=0).
+          - Keys are dotted (or C(/)-separated when an interface name contains a dot) and must start with
+            C(net.); only network sysctls belong to a namespace. Booleans are written as V(1)/V(0).
+          - With O(state=merged) the given keys are set and others the collection set before are kept in
+            the result; with O(state=replaced) or O(state=overridden) only the given keys are reported.
+            Values are never reset to kernel defaults; removing a key only stops managing it.
+          - Only for namespaces the collection creates (not with O(config[].pid)).
+        type: dict
 '''
 
 EXAMPLES = r'''
@@ -51,6 +62,14 @@ EXAMPLES = r'''
     config:
       - name: web
       - name: db
+
+- name: A router namespace between two bridges (seed 004)
+  hostnet.provision.netns:
+    config:
+      - name: router
+        sysctls:
+          net.ipv4.ip_forward: 1
+          net.ipv6.conf.all.forwarding: 1
 
 - name: Name the namespace of a running container process
   hostnet.provision.netns:
@@ -88,13 +107,14 @@ after:
   returned: when O(state) is not V(gathered)
   type: list
   elements: dict
-  sample: [{'name': 'web', 'pid': null}]
+  sample: [{'name': 'web', 'pid': null, 'sysctls': {}}]
 gathered:
   description: The namespaces the collection manages, in the shape of O(config).
   returned: when O(state=gathered)
   type: list
   elements: dict
-  sample: [{'name': 'web', 'pid': null}, {'name': 'app1', 'pid': 4242}]
+  sample: [{'name': 'web', 'pid': null, 'sysctls': {}},
+           {'name': 'router', 'pid': null, 'sysctls': {'net.ipv4.ip_forward': '1'}}]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -109,6 +129,7 @@ def main():
             config=dict(type='list', elements='dict', default=[], options=dict(
                 name=dict(type='str', required=True),
                 pid=dict(type='int'),
+                sysctls=dict(type='dict'),
             )),
             state=STATE_ARG,
         ),

@@ -22,8 +22,8 @@ def test_quartet_creates_namespaces_with_loopback_up():
                                    'create netns hn-b', 'bring up lo in netns hn-b']
     assert netns_names() == ['hn-a', 'hn-b']
     assert lo_is_up('hn-a') and lo_is_up('hn-b')
-    assert applied['diff']['after'] == {'hn-a': {'name': 'hn-a', 'pid': None},
-                                        'hn-b': {'name': 'hn-b', 'pid': None}}
+    assert applied['diff']['after'] == {'hn-a': {'name': 'hn-a', 'pid': None, 'sysctls': {}},
+                                        'hn-b': {'name': 'hn-b', 'pid': None, 'sysctls': {}}}
     assert check['after'] == applied['after']
 
 
@@ -36,7 +36,7 @@ def test_gathered_round_trip_and_overridden_spares_foreign():
     run_module('netns', config=[{'name': 'hn-a'}, {'name': 'hn-b'}])
     sh('ip', 'netns', 'add', 'foreign')
     gathered = run_module('netns', state='gathered')['gathered']
-    assert gathered == [{'name': 'hn-a', 'pid': None}, {'name': 'hn-b', 'pid': None}]
+    assert gathered == [{'name': 'hn-a', 'pid': None, 'sysctls': {}}, {'name': 'hn-b', 'pid': None, 'sysctls': {}}]
     assert run_module('netns', state='overridden', config=gathered)['changed'] is False
 
     result = run_module('netns', state='overridden', config=[{'name': 'hn-b'}])
@@ -79,13 +79,13 @@ def process_with_netns():
 
 def test_attach_namespace_of_running_process(process_with_netns):
     pid = process_with_netns.pid
-    config = [{'name': 'app1', 'pid': pid}]
+    config = [{'name': 'app1', 'pid': pid, 'sysctls': {}}]
     _check, applied, _again, _check2 = quartet('netns', config=config)
     assert applied['commands'] == ['attach netns app1 to the namespace of pid %d' % pid]
     assert sh('ip', 'netns', 'identify', str(pid)).stdout.split() == ['app1']
     # Adopted, not owned: the process's loopback is left as it was (down).
     assert not lo_is_up('app1')
-    assert run_module('netns', state='gathered')['gathered'] == [{'name': 'app1', 'pid': pid}]
+    assert run_module('netns', state='gathered')['gathered'] == [{'name': 'app1', 'pid': pid, 'sysctls': {}}]
     assert run_module('netns', state='deleted', config=config)['changed'] is True
     assert netns_names() == []
 
@@ -102,3 +102,38 @@ def test_bad_input_refused_before_any_change(config, field, fragment):
     assert fragment in result['msg']
     assert result['field'] == field
     assert netns_names() == []
+
+
+def read_sysctl(netns, key):
+    return sh('cat', '/proc/sys/' + key.replace('.', '/'), netns=netns).stdout.strip()
+
+
+def test_router_namespace_sysctls():
+    config = [{'name': 'router', 'sysctls': {'net.ipv4.ip_forward': 1, 'net.ipv6.conf.all.forwarding': True,
+                                             'net.ipv4.conf.all.rp_filter': 2}}]
+    check, applied, _again, _check2 = quartet('netns', config=config)
+    assert 'set sysctl net.ipv4.ip_forward=1 in netns router' in applied['commands']
+    assert read_sysctl('router', 'net.ipv4.ip_forward') == '1'
+    assert read_sysctl('router', 'net.ipv6.conf.all.forwarding') == '1'
+    assert read_sysctl('router', 'net.ipv4.conf.all.rp_filter') == '2'
+    # The machine's (here: the sandbox's) own value is untouched.
+    assert open('/proc/sys/net/ipv4/ip_forward').read().strip() == '0'
+    gathered = run_module('netns', state='gathered')['gathered']
+    assert gathered == [{'name': 'router', 'pid': None,
+                         'sysctls': {'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1',
+                                     'net.ipv4.conf.all.rp_filter': '2'}}]
+    assert run_module('netns', state='overridden', config=gathered)['changed'] is False
+    change = run_module('netns', config=[{'name': 'router', 'sysctls': {'net.ipv4.ip_forward': 0}}])
+    assert change['commands'] == ['set sysctl net.ipv4.ip_forward=0 in netns router (was 1)']
+    assert check['after'] == applied['after']
+
+
+@pytest.mark.parametrize('sysctls, fragment', [
+    ({'kernel.hostname': 'x'}, 'not a network sysctl'),
+    ({'net.ipv4.ip_forward': None}, 'not a number or string'),
+    ({'net.ipv4.no_such_key': 1}, 'No such file'),
+])
+def test_bad_sysctls_refused(sysctls, fragment):
+    result = run_module('netns', fail=True, config=[{'name': 'r1', 'sysctls': sysctls}])
+    assert fragment in result['msg'], result['msg']
+    assert result['field'] == 'sysctls'
