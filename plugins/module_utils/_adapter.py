@@ -14,18 +14,22 @@ from ansible_collections.hostnet.provision.plugins.module_utils import _deps
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import STATES, Context, reconcile
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import ApplyError, HostnetError
 
-__all__ = ['STATE_ARG', 'run_resource_module']
+__all__ = ['STATE_ARG', 'run_resource_module', 'run_info_module']
 
 STATE_ARG = dict(type='str', default='merged', choices=list(STATES))
 
 
-def run_resource_module(module, kind_class):
-    """Reconcile ``config`` with ``state``; exit_json or fail_json once."""
+def _require_pyroute2(module):
     if not _deps.HAS_PYROUTE2:
         module.fail_json(
             msg='Failed to import the required Python library (pyroute2) on %s\'s Python. '
                 'Install python3-pyroute2 (Debian/Ubuntu/EPEL) or "pip install pyroute2".'
                 % _hostname(), exception=_deps.PYROUTE2_IMPORT_ERROR)
+
+
+def run_resource_module(module, kind_class):
+    """Reconcile ``config`` with ``state``; exit_json or fail_json once."""
+    _require_pyroute2(module)
     from ansible_collections.hostnet.provision.plugins.module_utils._netlink import Kernel
 
     ctx = Context(check_mode=module.check_mode, warn=module.warn)
@@ -43,6 +47,25 @@ def run_resource_module(module, kind_class):
     if module._diff and result.gathered is None:
         out['diff'] = result.diff()
     module.exit_json(**out)
+
+
+def run_info_module(module):
+    """The read-only report of net_info."""
+    _require_pyroute2(module)
+    from ansible_collections.hostnet.provision.plugins.module_utils._info import collect
+    from ansible_collections.hostnet.provision.plugins.module_utils._netlink import Kernel
+
+    ctx = Context(check_mode=True, warn=module.warn)
+    netns = module.params['netns']
+    if netns is not None:
+        netns = [n or None for n in netns]
+    try:
+        with Kernel() as kernel:
+            info = collect(kernel, ctx, netns=netns, sections=module.params['gather'],
+                           process_namespaces_too=module.params['process_namespaces'])
+    except HostnetError as err:
+        module.fail_json(msg=str(err), resource=err.resource, field=err.field, value=err.value)
+    module.exit_json(changed=False, net_info=info)
 
 
 def _hostname():

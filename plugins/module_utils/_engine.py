@@ -36,7 +36,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
 )
 from ansible_collections.hostnet.provision.plugins.module_utils._validate import unique_keys
 
-__all__ = ['Context', 'Op', 'public', 'ResourceKind', 'Result', 'reconcile', 'STATES', 'resource_label']
+__all__ = ['Context', 'Op', 'gather', 'public', 'ResourceKind', 'Result', 'reconcile', 'STATES', 'resource_label']
 
 STATES = ('merged', 'replaced', 'overridden', 'deleted', 'gathered')
 
@@ -189,6 +189,14 @@ def _sorted_keys(keys):
     return sorted(keys, key=lambda k: tuple('' if p is None else str(p) for p in k))
 
 
+def gather(kind, keys=None, scope=None):
+    """Managed resources of a kind in config shape: the given keys, or all
+    in the given namespaces (default: the kind's own scope)."""
+    if keys is None:
+        keys = kind.managed_keys(kind.scope([]) if scope is None else scope)
+    return [public(c) for c in (kind.current(k) for k in _sorted_keys(keys)) if c is not None]
+
+
 def reconcile(kind, config, state, ctx):
     """Run the whole loop for one module call; return a Result."""
     if state not in STATES:
@@ -199,8 +207,7 @@ def reconcile(kind, config, state, ctx):
     result = Result()
 
     if state == 'gathered':
-        keys = [kind.key(i) for i in items] if items else kind.managed_keys(kind.scope(items))
-        result.gathered = [public(c) for c in (kind.current(k) for k in _sorted_keys(keys)) if c is not None]
+        result.gathered = gather(kind, [kind.key(i) for i in items] if items else None)
         return result
 
     # 1. Decide: before, predicted after and operations for every resource.
