@@ -14,7 +14,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils import _deps
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import STATES, Context, reconcile
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import ApplyError, HostnetError
 
-__all__ = ['STATE_ARG', 'run_resource_module', 'run_info_module']
+__all__ = ['STATE_ARG', 'run_resource_module', 'run_info_module', 'run_probe_module']
 
 STATE_ARG = dict(type='str', default='merged', choices=list(STATES))
 
@@ -66,6 +66,24 @@ def run_info_module(module):
     except HostnetError as err:
         module.fail_json(msg=str(err), resource=err.resource, field=err.field, value=err.value)
     module.exit_json(changed=False, net_info=info)
+
+
+def run_probe_module(module):
+    """The reachability module: probes, and the checks that disagree with ``expect``."""
+    from ansible_collections.hostnet.provision.plugins.module_utils._probe import probe
+
+    try:
+        results = probe(module.params['checks'], module.params['timeout'])
+    except HostnetError as err:
+        module.fail_json(msg=str(err), field=err.field, value=err.value)
+    unexpected = [r for r in results if r.get('expect') is not None and r['expect'] != r['reachable']]
+    if unexpected:
+        module.fail_json(msg='%d of %d checks did not match expect: %s' % (
+            len(unexpected), len(results), '; '.join('%s -> %s %s%s: %s' % (
+                r.get('from') or 'host', r['to'], r['protocol'], ':%s' % r['port'] if r.get('port') else '',
+                'reachable' if r['reachable'] else 'blocked') for r in unexpected)),
+            results=results, unexpected=unexpected)
+    module.exit_json(changed=False, results=results, unexpected=unexpected)
 
 
 def _hostname():

@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: reachability
+short_description: Prove who can reach whom, with real packets sent from inside namespaces
+version_added: 1.0.0
+description:
+  - Sends one ICMP echo request, or makes one TCP connection, from inside a network namespace to an address,
+    for each check, and reports whether it got through. Used by the roles' reports and by verify steps to show
+    that networks work and that isolation holds.
+  - Opens each socket inside the source namespace (no C(ping) or C(ip netns exec) process); every check is
+    bounded by O(timeout).
+  - Changes nothing; O(expect) turns the result into an assertion.
+author:
+  - hostnet.provision contributors (@hostnet-provision)
+attributes:
+  check_mode:
+    support: full
+    description: Probes are read-only and also run in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+  platform:
+    support: full
+    platforms: [linux]
+    description: Linux only.
+options:
+  checks:
+    description: The probes.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      from:
+        description: Source namespace (name, path or C(pid:PID)); empty for the namespace the module runs in.
+        type: str
+      to:
+        description: Destination IPv4 or IPv6 address.
+        type: str
+        required: true
+      protocol:
+        description: V(icmp) sends an echo request; V(tcp) connects to O(checks[].port).
+        type: str
+        choices: [icmp, tcp]
+        default: icmp
+      port:
+        description: TCP port, for V(tcp).
+        type: int
+      expect:
+        description: If set, the module fails unless the result equals it (V(true) reachable, V(false) blocked).
+        type: bool
+      label:
+        description: Free text copied to the result, to tell checks apart in a report.
+        type: str
+  timeout:
+    description: Seconds to wait for each answer.
+    type: float
+    default: 1.0
+'''
+
+EXAMPLES = r'''
+- name: Endpoints of one network reach each other; tenants do not
+  hostnet.provision.reachability:
+    checks:
+      - {from: web1, to: 198.51.100.3, expect: true}
+      - {from: acme1, to: 203.0.113.66, expect: false, label: acme to globex}
+      - {from: '', to: 127.0.0.1, protocol: tcp, port: 8080, expect: true, label: published port from the host}
+'''
+
+RETURN = r'''
+results:
+  description: Each check with C(reachable) added.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{'from': 'web1', 'to': '198.51.100.3', 'protocol': 'icmp', 'reachable': true}]
+unexpected:
+  description: The checks whose result differs from their C(expect).
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hostnet.provision.plugins.module_utils._adapter import run_probe_module
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            checks=dict(type='list', elements='dict', required=True, options={
+                'from': dict(type='str'),
+                'to': dict(type='str', required=True),
+                'protocol': dict(type='str', choices=['icmp', 'tcp'], default='icmp'),
+                'port': dict(type='int'),
+                'expect': dict(type='bool'),
+                'label': dict(type='str'),
+            }),
+            timeout=dict(type='float', default=1.0),
+        ),
+        supports_check_mode=True,
+    )
+    run_probe_module(module)
+
+
+if __name__ == '__main__':
+    main()

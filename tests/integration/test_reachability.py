@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+"""hostnet.provision.reachability: probes that can say yes and no."""
+
+from __future__ import annotations
+
+import subprocess
+
+from helpers import run_module
+
+
+def build():
+    run_module('netns', config=[{'name': 'rp-a'}, {'name': 'rp-b'}])
+    run_module('bridge', config=[{'name': 'rp-br0', 'addresses': ['198.51.100.1/24', '2001:db8:100::1/64']}])
+    run_module('veth', config=[
+        {'name': 'rp-a-h', 'bridge': 'rp-br0', 'peer': {'name': 'eth0', 'netns': 'rp-a',
+                                                         'addresses': ['198.51.100.10/24', '2001:db8:100::10/64']}},
+        {'name': 'rp-b-h', 'bridge': 'rp-br0', 'peer': {'name': 'eth0', 'netns': 'rp-b',
+                                                         'addresses': ['198.51.100.11/24', '2001:db8:100::11/64']}},
+    ])
+
+
+def test_icmp_and_tcp_both_ways():
+    build()
+    server = subprocess.Popen(['ip', 'netns', 'exec', 'rp-b', 'socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'SYSTEM:true'])
+    try:
+        for _attempt in range(50):  # bounded: wait for the listener
+            if subprocess.run(['ip', 'netns', 'exec', 'rp-b', 'ss', '-Hltn', 'sport = :8080'], capture_output=True,
+                              text=True, check=False).stdout.strip():
+                break
+            subprocess.run(['sleep', '0.05'], check=True)
+        result = run_module('reachability', timeout=0.5, checks=[
+            {'from': 'rp-a', 'to': '198.51.100.11'},
+            {'from': 'rp-a', 'to': '2001:db8:100::11'},
+            {'from': 'rp-a', 'to': '198.51.100.99'},              # nobody there
+            {'from': 'rp-a', 'to': '198.51.100.11', 'protocol': 'tcp', 'port': 8080},
+            {'from': 'rp-a', 'to': '198.51.100.11', 'protocol': 'tcp', 'port': 8081},
+            {'from': '', 'to': '198.51.100.10'},                   # from the host over the bridge
+        ])
+        assert [r['reachable'] for r in result['results']] == [True, True, False, True, False, True]
+        assert result['changed'] is False
+        failed = run_module('reachability', fail=True, timeout=0.5,
+                            checks=[{'from': 'rp-a', 'to': '198.51.100.99', 'expect': True}])
+        assert '1 of 1 checks did not match expect' in failed['msg']
+    finally:
+        server.kill()
+        server.wait(timeout=10)

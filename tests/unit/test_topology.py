@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+"""The roles' planning step: every problem before any change, stable addresses."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.hostnet.provision.plugins.module_utils._topology import PlanError, derived_name, plan_networks
+
+WEB = {'name': 'web', 'subnet': '198.51.100.0/24', 'endpoints': [{'name': 'w1'}, {'name': 'w2'}]}
+
+
+def facts(routes=(), veths=(), bridges=()):
+    return {'routes': {'': list(routes)}, 'managed': {'veth': list(veths), 'bridge': list(bridges)}}
+
+
+def test_addresses_are_lowest_free_and_gateway_is_first_host():
+    plan = plan_networks([WEB])
+    assert plan['bridges'] == [{'name': 'br-web', 'addresses': ['198.51.100.1/24']}]
+    assert [v['peer']['addresses'] for v in plan['veths']] == [['198.51.100.2/24'], ['198.51.100.3/24']]
+    assert plan['veths'][0] == {'name': 'veweb-w1', 'bridge': 'br-web', 'peer': {
+        'name': 'eth0', 'netns': 'w1', 'addresses': ['198.51.100.2/24'], 'gateway': ['198.51.100.1']}}
+
+
+def test_existing_addresses_are_kept_so_nothing_renumbers():
+    # w1 was removed earlier; w2 keeps .3 and the new w3 takes the free .2.
+    existing = [{'name': 'veweb-w2', 'bridge': 'br-web', 'peer': {'name': 'eth0', 'netns': 'w2',
+                                                                  'addresses': ['198.51.100.3/24']}}]
+    net = dict(WEB, endpoints=[{'name': 'w2'}, {'name': 'w3'}])
+    plan = plan_networks([net], facts(veths=existing))
+    assert [(v['peer']['netns'], v['peer']['addresses']) for v in plan['veths']] == [
+        ('w2', ['198.51.100.3/24']), ('w3', ['198.51.100.2/24'])]
+
+
+@pytest.mark.parametrize('networks, routes, fragment', [
+    ([WEB, dict(WEB, name='web2', subnet='198.51.100.128/25')], [], 'overlaps subnet 198.51.100.0/24 of network web'),
+    ([WEB], [{'dest': '198.51.100.0/25', 'via': '192.0.2.1', 'dev': 'eth0'}],
+     'collides with the host route 198.51.100.0/25 via 192.0.2.1 dev eth0'),
+    ([dict(WEB, bridge='a-very-long-bridge')], [], "is 18 bytes long"),
+    ([dict(WEB, endpoints=[{'name': 'w1', 'address': '203.0.113.5'}])], [], 'outside subnet 198.51.100.0/24'),
+    ([dict(WEB, endpoints=[{'name': 'w1', 'address': '198.51.100.9'}, {'name': 'w2', 'address': '198.51.100.9'}])],
+     [], 'already taken by endpoint w1'),
+    ([dict(WEB, endpoints=[{'name': 'w1', 'address': '198.51.100.1'}])], [], 'already taken by the gateway'),
+    ([dict(WEB, endpoints=[{'name': 'w1', 'ports': [{'host_port': 8080, 'port': 80}]},
+                           {'name': 'w2', 'ports': [{'host_port': '8000-8090', 'port': 80}]}])],
+     [], 'host port 8000-8090/tcp is also published by endpoint w1 of network web'),
+    ([dict(WEB, subnet='198.51.100.0/30', endpoints=['a', 'b', 'c'])], [], 'has no free address left'),
+    ([dict(WEB, gateway='203.0.113.1')], [], 'is not a host address of subnet'),
+    ([{'name': 'x'}], [], 'needs a subnet'),
+])
+def test_problems_are_refused_before_any_change(networks, routes, fragment):
+    with pytest.raises(PlanError) as info:
+        plan_networks(networks, facts(routes=routes))
+    assert fragment in str(info.value)
+    assert 'nothing was changed' in str(info.value)
+
+
+def test_all_problems_reported_at_once():
+    bad = [dict(WEB, bridge='a-very-long-bridge'), dict(WEB, name='web2', endpoints=[])]
+    with pytest.raises(PlanError) as info:
+        plan_networks(bad)
+    assert len(info.value.problems) == 2
+
+
+def test_own_routes_and_default_route_do_not_collide():
+    routes = [{'dest': 'default', 'via': '192.0.2.1', 'dev': 'eth0'},
+              {'dest': '198.51.100.0/24', 'dev': 'br-web', 'via': None},   # our bridge's connected route
+              {'dest': '198.51.100.0/24', 'dev': 'x', 'managed': True}]
+    assert plan_networks([WEB], facts(routes=routes))['bridges']
+
+
+def test_absent_removes_exactly_what_was_made():
+    net = dict(WEB, endpoints=[{'name': 'w1'}, {'name': 'w2', 'state': 'absent'}])
+    plan = plan_networks([net])
+    assert plan['veths_absent'] == [{'name': 'veweb-w2'}] and plan['netns_absent'] == [{'name': 'w2'}]
+    plan = plan_networks([dict(WEB, state='absent')])
+    assert plan['bridges_absent'] == [{'name': 'br-web'}] and plan['bridges'] == []
+    assert plan['netns_absent'] == [{'name': 'w1'}, {'name': 'w2'}]
+
+
+def test_multi_homed_endpoint_needs_distinct_interface_and_one_default_route():
+    db = {'name': 'db', 'subnet': '203.0.113.0/24', 'endpoints': [{'name': 'w1'}]}
+    with pytest.raises(PlanError) as info:
+        plan_networks([WEB, db])
+    assert 'interface eth0 is also used on network web' in str(info.value)
+    db['endpoints'] = [{'name': 'w1', 'interface': 'eth1', 'default_route': False}]
+    plan = plan_networks([WEB, db])
+    assert [v['peer'].get('gateway') for v in plan['veths'] if v['peer']['netns'] == 'w1'] == [['198.51.100.1'], None]
+
+
+def test_derived_names_fit_and_are_stable():
+    assert derived_name('br-', 'web') == 'br-web'
+    long = derived_name('br-', 'a-network-with-a-long-name')
+    assert len(long) == 15 and long == derived_name('br-', 'a-network-with-a-long-name')
+    assert derived_name('ve', 'net', 'endpoint-long-name') != derived_name('ve', 'net', 'endpoint-long-nam2')
