@@ -18,6 +18,7 @@ try:
     import pyroute2  # noqa: F401  pylint: disable=unused-import
     from pyroute2 import IPRoute  # noqa: F401  pylint: disable=unused-import
     from pyroute2.netlink.exceptions import NetlinkError  # noqa: F401  pylint: disable=unused-import
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted  # noqa: F401  pylint: disable=unused-import
 except ImportError:
     HAS_PYROUTE2 = False
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()

@@ -112,6 +112,10 @@ class ResourceKind:
     def key(self, item):
         return (item.get('netns'), item['name'])
 
+    def item_label(self, item):
+        """How a (config-shaped) resource is named in the diff."""
+        return resource_label(item.get('netns'), item['name'])
+
     def normalize(self, item):
         raise NotImplementedError
 
@@ -157,7 +161,8 @@ def merge_config(before, desired, replace, list_fields, nested=None):
 
 
 class Result:
-    def __init__(self):
+    def __init__(self, label=None):
+        self.label = label or (lambda i: resource_label(i.get('netns'), i['name']))
         self.changed = False
         self.before = []
         self.after = []
@@ -176,7 +181,7 @@ class Result:
 
     def diff(self):
         def keyed(items):
-            return dict((resource_label(i.get('netns'), i['name']), i) for i in items)
+            return dict((self.label(i), i) for i in items)
         return {'before': keyed(self.before), 'after': keyed(self.after)}
 
 
@@ -204,7 +209,7 @@ def reconcile(kind, config, state, ctx):
                            field='state', value=state)
     items = [kind.normalize(item) for item in (config or [])]
     kind.check_all(items)
-    result = Result()
+    result = Result(kind.item_label)
 
     if state == 'gathered':
         result.gathered = gather(kind, [kind.key(i) for i in items] if items else None)

@@ -103,7 +103,6 @@ _BY_ERRNO = {
     'EADDRINUSE': ConflictError,
     'EBUSY': ConflictError,
     'ENODEV': LinkNotFound,
-    'ENOENT': NamespaceNotFound,
 }
 
 

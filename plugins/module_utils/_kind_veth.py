@@ -16,9 +16,16 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
-from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, merge_config, resource_label
+from ansible_collections.hostnet.provision.plugins.module_utils._engine import (
+    Op,
+    ResourceKind,
+    merge_config,
+    public,
+    resource_label,
+)
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     ConflictError,
     LinkNotFound,
@@ -71,8 +78,8 @@ class VethKind(ResourceKind):
             'mtu': v.mtu(peer_in.get('mtu'), res, 'peer.mtu'),
             'mac': v.mac(peer_in.get('mac'), res, 'peer.mac'),
             'addresses': v.cidr_list(peer_in.get('addresses'), res, 'peer.addresses'),
-            'gateway': _gateways(peer_in.get('gateway'), peer_in.get('addresses'), res),
-            'routes': _routes(peer_in.get('routes'), res),
+            'gateway': _ipconf.gateways(peer_in.get('gateway'), peer_in.get('addresses'), res, 'peer.gateway'),
+            'routes': _ipconf.routes(peer_in.get('routes'), res, 'peer.routes'),
         }
         out = {
             'name': name,
@@ -91,7 +98,7 @@ class VethKind(ResourceKind):
     def check_all(self, items):
         super().check_all(items)
         # Every end of every pair needs its own name in its namespace.
-        seen, gateways = {}, {}
+        seen = {}
         for item in items:
             ends = [(item['netns'], item['name'], 'name')]
             if item['peer']:
@@ -105,15 +112,10 @@ class VethKind(ResourceKind):
                                           % (res, field, name, ' in netns %s' % netns if netns else '', other),
                                           res, field, name)
                 seen[(netns, name)] = owner
-            # One default route per family and namespace.
-            for gw in (item['peer'] or {}).get('gateway') or []:
-                slot = (item['peer']['netns'], ':' in gw)
-                other = gateways.get(slot)
-                if other is not None and other != owner:
-                    raise ValidationError('%s: peer.gateway %s: veth %s already sets the default %s route of %s'
-                                          % (res, gw, other, 'IPv6' if slot[1] else 'IPv4',
-                                             _nsfs.spec_label(slot[0])), res, 'peer.gateway', gw)
-                gateways[slot] = owner
+        _ipconf.check_default_routes(
+            [i for i in items if i['peer']], 'veth', netns_of=lambda i: i['peer']['netns'],
+            name_of=lambda i: resource_label(i['netns'], i['name']), gateways_of=lambda i: i['peer']['gateway'],
+            field='peer.gateway')
 
     # -- read -------------------------------------------------------------
 
@@ -218,11 +220,12 @@ class VethKind(ResourceKind):
         peer = LinkRef(kernel, after['peer']['netns'], after['peer']['name'], res, 'peer.name')
         ops = []
         if before is not None and self._needs_recreate(before, after):
-            bp = before['peer']
+            bp, old = before['peer'], public(before)
             ops.append(Op(res, 'delete veth %s to recreate it (peer %s@%s becomes %s@%s)'
                           % (name, bp['name'], bp['netns'] or '.', after['peer']['name'],
                              after['peer']['netns'] or '.'),
-                          lambda: kernel.link_del(netns, res, host.index())))
+                          lambda: kernel.link_del(netns, res, host.index()),
+                          lambda: self._restore(key, old)))
             before = None
         self._check_refs(res, netns, after, creating=before is None)
         if before is None:
@@ -243,14 +246,19 @@ class VethKind(ResourceKind):
         ops.extend(address_ops(host, before.get('addresses'), after.get('addresses')))
         ops.extend(address_ops(peer, before['peer'].get('addresses'), after['peer'].get('addresses'),
                                field='peer.addresses'))
-        ops.extend(route_ops(peer, _gw_routes(before['peer'].get('gateway')),
-                             _gw_routes(after['peer'].get('gateway')), field='peer.gateway'))
+        ops.extend(route_ops(peer, _ipconf.gateway_routes(before['peer'].get('gateway')),
+                             _ipconf.gateway_routes(after['peer'].get('gateway')), field='peer.gateway'))
         ops.extend(route_ops(peer, before['peer'].get('routes'), after['peer'].get('routes'),
                              field='peer.routes'))
         if set(before['peer'].get('addresses') or []) - set(after['peer'].get('addresses') or []):
             ops.append(repair_op(peer, after['peer'].get('addresses'),
-                                 _gw_routes(after['peer'].get('gateway')) + list(after['peer'].get('routes') or [])))
+                                 _ipconf.gateway_routes(after['peer'].get('gateway')) + list(after['peer'].get('routes') or [])))
         return ops
+
+    def _restore(self, key, old):
+        """Undo of a recreate's delete: build the old pair again, as it was."""
+        for op in self.plan(key, None, old):
+            op.run()
 
     def _check_refs(self, res, netns, after, creating):
         """Refuse missing namespaces/bridges and taken peer names, before any change."""
@@ -313,47 +321,3 @@ class VethKind(ResourceKind):
 
 def _up(ref):
     return lambda: ref.set(state='up')
-
-
-def _gw_routes(gateways):
-    return [{'dest': 'default', 'via': gw, 'metric': None} for gw in gateways or []]
-
-
-def _gateways(value, addresses, res):
-    if value is None:
-        return None
-    gateways = [value] if isinstance(value, str) else list(value)
-    out, families = [], set()
-    nets = [ipaddress.ip_interface(a).network for a in (addresses or []) if isinstance(a, str) and '/' in a]
-    for gw in gateways:
-        addr = v.ip_address(gw, res, 'peer.gateway')
-        ip = ipaddress.ip_address(addr)
-        if ip.version in families:
-            raise ValidationError('%s: peer.gateway %r: only one gateway per address family' % (res, gw),
-                                  res, 'peer.gateway', gw)
-        families.add(ip.version)
-        if addresses is not None and not ip.is_link_local and not any(ip in n for n in nets):
-            raise ValidationError('%s: peer.gateway %s is outside the peer\'s subnets (%s)'
-                                  % (res, addr, ', '.join(str(n) for n in nets) or 'none of its family'),
-                                  res, 'peer.gateway', gw)
-        out.append(addr)
-    return sorted(out, key=lambda a: (':' in a, a))
-
-
-def _routes(value, res):
-    if value is None:
-        return None
-    out = []
-    for route in value:
-        if not isinstance(route, dict) or not route.get('dest'):
-            raise ValidationError('%s: peer.routes entry %r needs a dest' % (res, route), res, 'peer.routes', route)
-        entry = {
-            'dest': v.route_dest(route['dest'], res, 'peer.routes'),
-            'via': v.ip_address(route['via'], res, 'peer.routes') if route.get('via') else None,
-            'metric': route.get('metric') or None,
-        }
-        if entry in out:
-            raise ValidationError('%s: peer.routes lists %s twice' % (res, entry['dest']), res, 'peer.routes',
-                                  route)
-        out.append(entry)
-    return sorted(out, key=lambda r: (r['dest'], r['via'] or '', r['metric'] or 0))

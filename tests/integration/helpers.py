@@ -130,3 +130,29 @@ def ping(netns, address, count=1, timeout=2):
 
 def python():
     return sys.executable
+
+
+def fdb(dev, netns=None):
+    """FDB entries of a device as ``bridge -j fdb show dev DEV`` prints them."""
+    cmd = ['bridge', '-j']
+    if netns:
+        cmd += ['-n', netns]
+    out = subprocess.run(cmd + ['fdb', 'show', 'dev', dev], check=True, capture_output=True, text=True).stdout
+    return json.loads(out) if out.strip() else []
+
+
+def neighbours(dev, netns=None):
+    """Neighbour entries of a device (both families) via ``ip -j neigh``."""
+    return ip_json('neigh', 'show', 'dev', dev, netns=netns)
+
+
+def wait_for(predicate, timeout=5.0, interval=0.1):
+    """Poll predicate until it is true or timeout seconds passed (bounded)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)

@@ -124,7 +124,7 @@ def test_failure_midway_leaves_nothing_of_the_failed_item(segment):
 
 @pytest.mark.parametrize('change, field, fragment', [
     ({'name': 'veth-a-is-too-long'}, 'name', 'at most 15 bytes'),
-    ({'peer': {'gateway': ['203.0.113.1']}}, 'peer.gateway', 'outside the peer'),
+    ({'peer': {'gateway': ['203.0.113.1']}}, 'peer.gateway', 'outside the link\'s subnets'),
     ({'peer': {'gateway': ['198.51.100.1', '198.51.100.2']}}, 'peer.gateway', 'one gateway per address family'),
     ({'peer': {'addresses': ['198.51.100.10/33']}}, 'peer.addresses', 'not a valid address'),
     ({'peer': {'mac': '02:00:5e:00:00'}}, 'peer.mac', 'not a MAC'),
@@ -174,3 +174,21 @@ def test_check_mode_tolerates_namespaces_made_earlier_in_the_play():
     assert result['changed'] is True
     assert 'assuming it will exist' in str(result.get('warnings'))
     assert link('veth-a') is None
+
+
+def test_failed_recreate_puts_the_old_pair_back(segment):
+    run_module('veth', config=segment)
+    run_module('netns', config=[{'name': 'ns-c'}])
+    # Moving the peer is a delete and a create. Make the create fail in the
+    # kernel: an IPv6 address on a link whose MTU is below IPv6's minimum.
+    moved = endpoint('veth-a', 'ns-c', 10, peer={'mtu': 1000})
+    result = run_module('veth', fail=True, config=[moved])
+    assert 'rolled back' in result['msg'] and 'delete veth veth-a to recreate it' in result['msg']
+    assert sys_class_net('ns-c') == ['lo']
+    # The old pair is back as it was: peer, addresses, gateways, bridge.
+    assert 'eth0' in sys_class_net('ns-a')
+    assert addresses('eth0', netns='ns-a') == ['198.51.100.10/24', '2001:db8:100::10/64']
+    assert default_gateways('ns-a') == ['198.51.100.1', '2001:db8:100::1']
+    assert link('veth-a')['master'] == 'hn-br0'
+    assert ping('ns-a', '198.51.100.11')
+    assert run_module('veth', config=segment)['changed'] is False

@@ -1,0 +1,460 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""macvlan endpoints: a link with its own MAC address on a parent NIC,
+created directly inside its namespace under its final name, with addresses,
+a default gateway and routes -- a container that appears as a device of the
+LAN (Docker's macvlan driver).
+
+Private to the hostnet.provision collection.
+
+The parent is a link of the namespace the module runs in. With ``vlan`` the
+macvlan sits on the parent's 802.1Q sub-interface instead: it is created
+when missing (alias ``hostnet.provision macvlan-parent``) and deleted again
+with the last macvlan on it; a sub-interface the collection did not create
+is used, never removed.
+
+A macvlan's alias records what it was made on
+(``hostnet.provision macvlan parent=eth0 vlan=100``); that hint is always
+verified against the kernel (the macvlan's lower link).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf as ipconf
+from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
+from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
+from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, merge_config, resource_label
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
+    ConflictError,
+    KernelError,
+    LinkNotFound,
+    NamespaceNotFound,
+    ValidationError,
+)
+from ansible_collections.hostnet.provision.plugins.module_utils._linkops import (
+    LinkRef,
+    address_ops,
+    attribute_ops,
+    claim,
+    read_routes,
+    repair_op,
+    route_ops,
+)
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+
+__all__ = ['MacvlanKind', 'MODES', 'vlan_link_name']
+
+MODES = ('bridge', 'vepa', 'private', 'passthru', 'source')
+_TAG = OWNER_TAG + ' macvlan'
+_VLAN_TAG = OWNER_TAG + ' macvlan-parent'
+_LISTS = ('addresses', 'gateway', 'routes')
+_VID_MIN, _VID_MAX = 1, 4094
+_HASH_DIGITS = 4
+
+
+def vlan_link_name(parent, vid):
+    """Name of the 802.1Q sub-interface made for ``vlan``.
+
+    ``<parent>.<vid>`` when that fits in 15 bytes; otherwise the first bytes
+    of the parent's name, 4 hex digits of a hash of the whole parent name
+    (so that two long parents with the same beginning do not meet) and
+    ``.<vid>``: ``enp0s20f0u1u2c2`` with vlan 4094 gives ``enp0s2XXXX.4094``.
+    """
+    suffix = '.%d' % vid
+    name = parent + suffix
+    if len(name.encode('utf-8')) < v.IFNAMSIZ:
+        return name
+    digest = hashlib.sha256(parent.encode('utf-8')).hexdigest()[:_HASH_DIGITS]
+    room = v.IFNAMSIZ - 1 - len(suffix) - len(digest)
+    head = parent.encode('utf-8')[:room].decode('utf-8', 'ignore')
+    return head + digest + suffix
+
+
+def _alias(parent, vid):
+    return '%s parent=%s%s' % (_TAG, parent, ' vlan=%d' % vid if vid else '')
+
+
+def _parse_hint(alias):
+    """(parent, vlan) from a macvlan's alias, None if it is not ours."""
+    if not alias or not alias.startswith(_TAG + ' '):
+        return None
+    fields = dict(token.partition('=')[::2] for token in alias[len(_TAG) + 1:].split())
+    parent, vid = fields.get('parent'), fields.get('vlan')
+    if not parent:
+        return None
+    return parent, (int(vid) if vid and vid.isdigit() else None)
+
+
+def _lower_name(config):
+    """The link a macvlan is made on: the parent or its 802.1Q sub-interface."""
+    return vlan_link_name(config['parent'], config['vlan']) if config.get('vlan') else config['parent']
+
+
+class MacvlanKind(ResourceKind):
+    label = 'macvlan'
+    list_fields = _LISTS
+
+    def __init__(self, kernel, ctx):
+        super().__init__(kernel, ctx)
+        self._items = {}
+        # Set when a listed resource is deleted: the call's state is deleted,
+        # so no 802.1Q sub-interface is wanted by the listed resources.
+        self._deleting = False
+        # vlan link name -> macvlans on it, as (namespace id, name); read
+        # once when needed, then kept up to date along the plan.
+        self._users = None
+        self._vlans_made = set()
+
+    # -- input ------------------------------------------------------------
+
+    def normalize(self, item):
+        name = v.ifname(item.get('name'), 'macvlan %s' % item.get('name'))
+        res = 'macvlan %s' % name
+        addresses = v.cidr_list(item.get('addresses'), res)
+        out = {
+            'name': name,
+            'netns': v.netns_spec(item.get('netns'), res),
+            'parent': v.ifname(item['parent'], res, 'parent') if item.get('parent') is not None else None,
+            'mode': _mode(item.get('mode'), res),
+            'vlan': _vid(item.get('vlan'), res),
+            'mtu': v.mtu(item.get('mtu'), res),
+            'mac': v.mac(item.get('mac'), res),
+            'addresses': addresses,
+            'gateway': ipconf.gateways(item.get('gateway'), addresses, res),
+            'routes': ipconf.routes(item.get('routes'), res),
+        }
+        if out['parent'] == name and not out['netns']:
+            raise ValidationError('%s: parent %r is the macvlan itself' % (res, name), res, 'parent', name)
+        return out
+
+    def check_all(self, items):
+        super().check_all(items)
+        ipconf.check_default_routes(items, 'macvlan', lambda i: i['netns'], lambda i: i['name'],
+                                    lambda i: i['gateway'])
+        self._items = dict((self.key(i), i) for i in items)
+
+    # -- read -------------------------------------------------------------
+
+    def _res(self, key):
+        return 'macvlan %s' % resource_label(*key)
+
+    def current(self, key):
+        netns, name = key
+        res = self._res(key)
+        link = claim(self.kernel.link(netns, name, res), 'macvlan', res, name, netns)
+        if link is None:
+            return None
+        hint = _parse_hint(link['alias'])
+        if hint is None:
+            raise ConflictError('%s: %r%s is a macvlan managed by %s but not an endpoint of the macvlan module'
+                                % (res, name, ' in netns %s' % netns if netns else '', OWNER_TAG),
+                                res, 'name', name)
+        parent, vid = hint
+        gateways, routes = read_routes(self.kernel, netns, link['index'])
+        out = {
+            'name': name,
+            'netns': netns,
+            'parent': parent,
+            'mode': (link.get('macvlan') or {}).get('mode'),
+            'vlan': vid,
+            'mtu': link['mtu'],
+            'mac': link['mac'],
+            'addresses': self.kernel.addresses(netns, link['index']),
+            'gateway': gateways,
+            'routes': routes,
+            '_up': link['up'],
+        }
+        if not self._on_recorded_lower(netns, link, parent, vid):
+            out['_broken'] = True
+        return out
+
+    def _lower(self, netns, link):
+        """The macvlan's lower link, looked up in the module's namespace."""
+        if link['link'] is None:
+            return None
+        here = _nsfs.same_namespace(netns, None)
+        if here != (link['link_netnsid'] is None):
+            return None  # the lower link lives in some other namespace
+        return self.kernel.link_by_index(None, link['link'])
+
+    def _on_recorded_lower(self, netns, link, parent, vid):
+        lower = self._lower(netns, link)
+        if lower is None or lower['name'] != _lower_name({'parent': parent, 'vlan': vid}):
+            return False
+        if not vid:
+            return True
+        upper_parent = self.kernel.link_by_index(None, lower['link']) if lower['link'] else None
+        return lower['kind'] == 'vlan' and (lower.get('vlan') or {}).get('id') == vid \
+            and upper_parent is not None and upper_parent['name'] == parent
+
+    def managed_keys(self, scope):
+        keys = []
+        for netns in scope:
+            if not self.kernel.exists(netns):
+                continue
+            for link in self.kernel.links(netns).values():
+                if link['kind'] == 'macvlan' and _parse_hint(link['alias']) is not None:
+                    keys.append((netns, link['name']))
+        return keys
+
+    # -- decide -----------------------------------------------------------
+
+    def predict(self, before, desired, replace):
+        after = merge_config(before, desired, replace, self.list_fields)
+        for private in ('_up', '_broken'):
+            after.pop(private, None)
+        if before is None:
+            res = self._res(self.key(desired))
+            if after.get('parent') is None:
+                raise ValidationError('%s: parent is required to create the macvlan' % res, res, 'parent', None)
+            if after.get('mode') is None:
+                after['mode'] = 'bridge'
+        elif replace and desired.get('vlan') is None:
+            after['vlan'] = None
+        return after
+
+    def _recreate_reason(self, before, after):
+        if before.get('_broken'):
+            return 'its lower link is no longer %s' % _lower_name(before)
+        changes = []
+        for field in ('parent', 'vlan'):
+            if before[field] != after[field]:
+                changes.append('%s %s becomes %s' % (field, _none(before[field]), _none(after[field])))
+        if before['mode'] != after['mode'] and 'passthru' in (before['mode'], after['mode']):
+            changes.append('mode %s becomes %s, which the kernel cannot change in place'
+                           % (before['mode'], after['mode']))
+        return ', '.join(changes)
+
+    def plan(self, key, before, after):
+        netns, name = key
+        res = self._res(key)
+        kernel = self.kernel
+        ref = LinkRef(kernel, netns, name, res)
+        if after is None:
+            if key in self._items:
+                self._deleting = True
+            ops = [Op(res, 'delete macvlan %s' % resource_label(netns, name),
+                      lambda: kernel.link_del(netns, res, ref.index()))]
+            return ops + self._release_vlan(res, key, before)
+        ops = []
+        reason = self._recreate_reason(before, after) if before is not None else None
+        if reason:
+            old = before
+            ops.append(Op(res, 'delete macvlan %s to recreate it (%s)' % (resource_label(netns, name), reason),
+                          lambda: kernel.link_del(netns, res, ref.index()),
+                          lambda: self._restore(res, ref, old)))
+            ops.extend(self._release_vlan(res, key, before))
+            before = None
+        self._check_refs(res, after)
+        if before is None:
+            ops.extend(self._vlan_ops(res, after))
+            ops.append(Op(res, 'create macvlan %s on %s (mode %s)' % (
+                resource_label(netns, name), _lower_name(after), after['mode']),
+                lambda: self._create(res, ref, after), lambda: self._remove(ref), partial=True))
+            before = {}
+        else:
+            ops.extend(attribute_ops(ref, before, after))
+            if after['mode'] != before['mode']:
+                ops.append(Op(res, 'set mode of %s to %s (was %s)' % (name, after['mode'], before['mode']),
+                              _mode_setter(ref, after['mode']), _mode_setter(ref, before['mode'])))
+            if not before.get('_up'):
+                ops.append(Op(res, 'bring up %s' % name, lambda: ref.set(state='up')))
+        ops.extend(address_ops(ref, before.get('addresses'), after.get('addresses')))
+        ops.extend(route_ops(ref, ipconf.gateway_routes(before.get('gateway')),
+                             ipconf.gateway_routes(after.get('gateway')), field='gateway'))
+        ops.extend(route_ops(ref, before.get('routes'), after.get('routes')))
+        if set(before.get('addresses') or []) - set(after.get('addresses') or []):
+            ops.append(repair_op(ref, after.get('addresses'),
+                                 ipconf.gateway_routes(after.get('gateway')) + list(after.get('routes') or [])))
+        return ops
+
+    def _check_refs(self, res, after):
+        """Refuse a missing parent or an MTU above the parent's, before any change."""
+        parent = after['parent']
+        try:
+            link = self.kernel.link(None, parent, res)
+            if link is None:
+                raise LinkNotFound('%s: parent %r does not exist in %s' % (res, parent, _nsfs.spec_label(None)),
+                                   res, 'parent', parent)
+        except (NamespaceNotFound, LinkNotFound) as err:
+            self.ctx.tolerate_missing(err)
+            return
+        if after.get('vlan'):
+            lower = self.kernel.link(None, _lower_name(after), res) or link
+        else:
+            lower = link
+        if after.get('mtu') and lower['mtu'] and after['mtu'] > lower['mtu']:
+            raise ValidationError('%s: mtu %d is larger than the MTU of its parent %s (%d); a macvlan cannot '
+                                  'exceed its parent' % (res, after['mtu'], lower['name'], lower['mtu']),
+                                  res, 'mtu', after['mtu'])
+
+    # -- 802.1Q parent ------------------------------------------------------
+
+    def _vlan_ops(self, res, after):
+        vid = after.get('vlan')
+        if not vid:
+            return []
+        parent, vname = after['parent'], _lower_name(after)
+        if vname in self._vlans_made:
+            return []
+        link = self.kernel.link(None, vname, res)
+        if link is not None:
+            self._check_vlan_link(res, link, parent, vid)
+            return []
+        if not self.kernel.link_kind_supported(None, 'vlan', res, 'vlan'):
+            raise ValidationError('%s: vlan %d: this kernel has no 802.1q support (vlan link kind); load the '
+                                  '8021q module, or leave vlan unset and use a parent without VLAN tag'
+                                  % (res, vid), res, 'vlan', vid)
+        self._vlans_made.add(vname)
+        return [Op(res, 'create vlan %s (802.1Q id %d on %s)' % (vname, vid, parent),
+                   lambda: self._create_vlan(res, vname, parent, vid),
+                   lambda: self._delete_vlan(res, vname), partial=True)]
+
+    def _check_vlan_link(self, res, link, parent, vid):
+        lower = self.kernel.link_by_index(None, link['link']) if link['link'] else None
+        if link['kind'] != 'vlan' or (link.get('vlan') or {}).get('id') != vid \
+                or lower is None or lower['name'] != parent:
+            raise ConflictError('%s: vlan %d: %r already exists but is not the 802.1Q sub-interface %d of %s; '
+                                'rename or remove it' % (res, vid, link['name'], vid, parent), res, 'vlan', vid)
+
+    def _release_vlan(self, res, key, before):
+        """Delete the 802.1Q sub-interface the collection made, with its last macvlan."""
+        vid = before.get('vlan')
+        if not vid:
+            return []
+        parent, vname = before['parent'], _lower_name(before)
+        link = self.kernel.link(None, vname, res)
+        if link is None or link['kind'] != 'vlan' or link['alias'] != _VLAN_TAG:
+            return []  # gone already, or not made by us: never removed
+        users = self._vlan_users(vname)
+        users.discard((_nsfs.namespace_id(key[0]), key[1]))
+        if users or vname in self._wanted_vlans():
+            return []
+        return [Op(res, 'delete vlan %s (its last macvlan is gone)' % vname,
+                   lambda: self._delete_vlan(res, vname),
+                   lambda: self._create_vlan(res, vname, parent, vid))]
+
+    def _wanted_vlans(self):
+        if self._deleting:
+            return set()
+        return set(_lower_name(i) for i in self._items.values() if i.get('vlan') and i.get('parent'))
+
+    def _vlan_users(self, vname):
+        """Macvlans on a vlan link, found in the module's namespace and every
+        named namespace (/run/netns) and namespace of this call."""
+        if self._users is None:
+            self._users = {}
+            vlans = dict((link['index'], link['name']) for link in self.kernel.links(None).values()
+                         if link['kind'] == 'vlan')
+            home = _nsfs.namespace_id(None)
+            seen = set()
+            for spec in [None] + _nsfs.list_named() + sorted(k[0] for k in self._items if k[0]):
+                ident = _nsfs.namespace_id(spec)
+                if ident is None or ident in seen:
+                    continue
+                seen.add(ident)
+                for link in self.kernel.links(spec).values():
+                    if link['kind'] != 'macvlan' or link['link'] is None \
+                            or (link['link_netnsid'] is None) != (ident == home):
+                        continue
+                    if link['link'] in vlans:
+                        self._users.setdefault(vlans[link['link']], set()).add((ident, link['name']))
+        return self._users.setdefault(vname, set())
+
+    def _create_vlan(self, res, vname, parent, vid):
+        kernel = self.kernel
+        link = kernel.link(None, parent, res)
+        if link is None:
+            raise LinkNotFound('%s: parent %r does not exist' % (res, parent), res, 'parent', parent)
+        try:
+            kernel.link_add(None, res, ifname=vname, kind='vlan', link=link['index'], vlan_id=vid)
+        except KernelError as err:
+            raise _explain(err, {'vlan': vid}) from None
+        ref = LinkRef(kernel, None, vname, res, 'vlan')
+        ref.set(ifalias=_VLAN_TAG, state='up')
+
+    def _delete_vlan(self, res, vname):
+        link = self.kernel.link(None, vname, res)
+        if link is not None and link['alias'] == _VLAN_TAG:
+            self.kernel.link_del(None, res, link['index'])
+
+    # -- act --------------------------------------------------------------
+
+    def _create(self, res, ref, after):
+        kernel = self.kernel
+        netns = ref.netns
+        lower = kernel.link(None, _lower_name(after), res)
+        if lower is None:
+            raise LinkNotFound('%s: parent %r does not exist' % (res, _lower_name(after)), res, 'parent',
+                               after['parent'])
+        args = {'ifname': ref.name, 'kind': 'macvlan', 'link': lower['index'], 'macvlan_mode': after['mode']}
+        if not _nsfs.same_namespace(netns, None):
+            # Made inside its namespace under its final name: no clash with
+            # a link of the same name next to the parent.
+            args['net_ns_fd'] = kernel.ns_fd(netns, res, 'netns')
+        for field, nl_name in (('mtu', 'mtu'), ('mac', 'address')):
+            if after.get(field) is not None:
+                args[nl_name] = after[field]
+        try:
+            kernel.link_add(None, res, **args)
+        except KernelError as err:
+            raise _explain(err, after) from None
+        kernel.session(netns).invalidate()
+        ref.set(ifalias=_alias(after['parent'], after.get('vlan')), state='up')
+
+    def _remove(self, ref):
+        if ref.get() is not None:
+            self.kernel.link_del(ref.netns, ref.resource, ref.index())
+
+    def _restore(self, res, ref, before):
+        """Undo of a delete-to-recreate: the old link again, MAC included."""
+        if before.get('_broken') or ref.get() is not None:
+            return
+        self._create(res, ref, before)
+        kernel, index = self.kernel, ref.index()
+        for cidr in before.get('addresses') or []:
+            kernel.addr_add(ref.netns, res, index, cidr)
+        for route in ipconf.gateway_routes(before.get('gateway')) + list(before.get('routes') or []):
+            kernel.route_add(ref.netns, res, index, route['dest'], route.get('via'), route.get('metric'))
+
+
+def _mode_setter(ref, mode):
+    return lambda: ref.set(field='mode', value=mode, kind='macvlan', macvlan_mode=mode)
+
+
+def _none(value):
+    return 'none' if value is None else value
+
+
+def _mode(value, res):
+    if value is None:
+        return None
+    if value not in MODES:
+        raise ValidationError('%s: mode %r is not one of %s' % (res, value, ', '.join(MODES)), res, 'mode', value)
+    return value
+
+
+def _vid(value, res):
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not _VID_MIN <= value <= _VID_MAX:
+        raise ValidationError('%s: vlan %r is not an 802.1Q VLAN id (%d to %d)' % (res, value, _VID_MIN, _VID_MAX),
+                              res, 'vlan', value)
+    return value
+
+
+def _explain(err, config):
+    """Name what a kernel refuses when it lacks a link kind or a mode."""
+    if err.errno_name in ('EOPNOTSUPP', 'ENOTSUP'):
+        if config.get('mode') is None and config.get('vlan'):
+            err.args = ('%s; this kernel has no 802.1q support (vlan link kind)' % err,)
+            err.field, err.value = 'vlan', config['vlan']
+        else:
+            err.args = ('%s; this kernel has no macvlan support (macvlan link kind)' % err,)
+    elif err.errno_name == 'EINVAL' and config.get('mode') == 'passthru':
+        err.args = ('%s; mode passthru needs a parent that has no other macvlan' % err,)
+        err.field, err.value = 'mode', 'passthru'
+    return err
