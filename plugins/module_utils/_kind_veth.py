@@ -14,8 +14,6 @@ against the kernel (each end's peer index must be the other's index).
 
 from __future__ import annotations
 
-import ipaddress
-
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v

@@ -29,7 +29,7 @@ import ipaddress
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import ValidationError
 
-__all__ = ['PlanError', 'plan_networks', 'derived_name']
+__all__ = ['PlanError', 'plan_networks', 'plan_overlay', 'derived_name']
 
 
 class PlanError(ValidationError):
@@ -83,8 +83,8 @@ def _existing_endpoints(facts):
     found = {}
     for veth in ((facts or {}).get('managed') or {}).get('veth', []):
         peer = veth.get('peer') or {}
-        found[(peer.get('netns'), veth.get('bridge'))] = {'host_if': veth['name'], 'peer': peer.get('name'),
-                                                         'addresses': list(peer.get('addresses') or [])}
+        found[(peer.get('netns'), veth.get('bridge'))] = {
+            'host_if': veth['name'], 'peer': peer.get('name'), 'addresses': list(peer.get('addresses') or [])}
     return found
 
 
@@ -133,6 +133,8 @@ def _normalize_network(raw, index, defaults, prefix, problems):
     net.update((k, val) for k, val in raw.items() if val is not None)
     net['name'] = name
     net['state'] = raw.get('state') or 'present'
+    if raw.get('egress') is not None:  # tenant_networks' word for masquerade
+        net['masquerade'] = raw['egress']
     if net['state'] not in ('present', 'absent'):
         problems.add(where, 'state %r must be present or absent' % net['state'])
     bridge = raw.get('bridge') or derived_name(prefix, name)
@@ -210,11 +212,11 @@ def _check_host_routes(nets, facts, own_bridges, problems):
         for sub in net['subnets']:
             for route_net, route in routes:
                 if sub['net'].overlaps(route_net):
+                    via = ' via %s' % route['via'] if route.get('via') else ''
+                    dev = ' dev %s' % route['dev'] if route.get('dev') else ''
                     problems.add('network %s' % net['name'],
                                  '%s %s collides with the host route %s%s%s; using it would cut the host off '
-                                 'from that network' % (sub['field'], sub['net'], route['dest'],
-                                                         ' via %s' % route['via'] if route.get('via') else '',
-                                                         ' dev %s' % route['dev'] if route.get('dev') else ''))
+                                 'from that network' % (sub['field'], sub['net'], route['dest'], via, dev))
 
 
 def _check_foreign_bridges(nets, facts, own_bridges, problems):
@@ -245,7 +247,7 @@ def _assign_addresses(net, existing, problems):
             wanted = ep.get(field)
             if wanted:
                 try:
-                    addr = ipaddress.ip_address(str(wanted).split('/')[0])
+                    addr = ipaddress.ip_address(str(wanted).split('/', maxsplit=1)[0])
                 except ValueError:
                     problems.add(ep_where, '%s %r is not an address' % (field, wanted))
                     continue
@@ -364,7 +366,8 @@ def _port_entry(net, ep, port, problems):
 def _derive(nets, ports, facts, veth_prefix):
     """Each module's config: what is present, and what goes."""
     out = {'netns': [], 'netns_absent': [], 'bridges': [], 'bridges_absent': [], 'veths': [],
-           'veths_absent': [], 'ports': ports, 'report': []}
+           'veths_absent': [], 'ports': ports, 'ports_absent': [], 'report': []}
+    ours = set()  # every endpoint address of these networks, present or going
     used = set()
     for net in nets:
         if net['state'] == 'present':
@@ -374,6 +377,7 @@ def _derive(nets, ports, facts, veth_prefix):
     existing = _existing_endpoints(facts)
     for net in nets:
         report = {'name': net['name'], 'bridge': net['bridge'], 'state': net['state'],
+                  'icc': net.get('icc', True) is not False, 'isolated': bool(net.get('isolated')),
                   'subnets': [str(s['net']) for s in net['subnets']],
                   'gateways': [str(s['gateway']) for s in net['subnets']], 'endpoints': []}
         out['report'].append(report)
@@ -389,6 +393,8 @@ def _derive(nets, ports, facts, veth_prefix):
         for ep in net['endpoints']:
             host_if = ep.get('host_interface') or existing.get((ep['name'], net['bridge']), {}).get('host_if') \
                 or derived_name(veth_prefix, net['name'], ep['name'])
+            had = existing.get((ep['name'], net['bridge']), {}).get('addresses', [])
+            ours.update(a.split('/')[0] for a in had + ep.get('_addresses', []))
             if net['state'] == 'absent' or ep['state'] == 'absent':
                 out['veths_absent'].append({'name': host_if})
                 if ep['name'] not in used and {'name': ep['name']} not in out['netns_absent']:
@@ -409,4 +415,127 @@ def _derive(nets, ports, facts, veth_prefix):
                                         'addresses': ep['_addresses'],
                                         'ports': [p for p in ports if p['destination'] in
                                                   [a.split('/')[0] for a in ep['_addresses']]]})
+    # Published ports of these endpoints that are no longer wanted.
+    wanted = set(_port_key(p) for p in ports)
+    for port in ((facts or {}).get('managed') or {}).get('portmap', []):
+        if port.get('destination') in ours and not port.get('netns') and _port_key(port) not in wanted:
+            out['ports_absent'].append(port)
     return out
+
+
+def _port_key(port):
+    return (port.get('protocol') or 'tcp', port.get('host_ip') or None, str(port.get('host_port')))
+
+
+def plan_overlay(settings, host, members, facts=None):
+    """One host's share of an overlay network (VXLAN + bridge + endpoints).
+
+    ``settings``: name, vni, subnet, port, mtu, index_bits; ``host``: this
+    host's inventory name; ``members``: every host of the peers group as
+    {name, local_ip, index (optional), endpoints (list of names)}.
+
+    Each host owns one block of the subnet (block ``index``), so endpoint
+    addresses are unique across hosts without a central server; the index
+    is given or derived from the underlay address, and collisions are
+    refused. The first address of a host's block goes on its bridge.
+    """
+    problems = _Problems()
+    name = settings.get('name')
+    where = 'overlay %s' % name
+    if not name:
+        problems.add('overlay', 'needs a name')
+    vni = settings.get('vni')
+    if not isinstance(vni, int) or isinstance(vni, bool) or not 1 <= vni <= 16777215:
+        problems.add(where, 'vni %r must be a number from 1 to 16777215' % (vni,))
+    subnet = _net(settings.get('subnet'))
+    bits = int(settings.get('index_bits') or 4)
+    if subnet is None:
+        problems.add(where, 'subnet %r is not a network address with prefix' % (settings.get('subnet'),))
+    elif subnet.prefixlen + bits > subnet.max_prefixlen - 2:
+        problems.add(where, 'subnet %s is too small for %d host blocks' % (subnet, 2 ** bits))
+    indexes = {}
+    me = None
+    for member in members:
+        mwhere = '%s host %s' % (where, member['name'])
+        try:
+            local = ipaddress.ip_address(member.get('local_ip'))
+        except ValueError:
+            problems.add(mwhere, 'has no usable underlay address (local_ip %r): set overlay_network_local_ip or '
+                                 'overlay_network_underlay_interface' % (member.get('local_ip'),))
+            continue
+        index = member.get('index')
+        index = int(local) % (2 ** bits) if index in (None, '') else int(index)
+        if not 0 <= index < 2 ** bits:
+            problems.add(mwhere, 'host index %d is outside 0..%d' % (index, 2 ** bits - 1))
+        elif index in indexes:
+            problems.add(mwhere, 'host index %d is also used by %s; set overlay_network_host_index on one of them'
+                         % (index, indexes[index]))
+        indexes[index] = member['name']
+        if member['name'] == host:
+            me = dict(member, index=index, local_ip=str(local))
+    if me is None and not problems:
+        problems.add(where, 'host %s is not in the peers group' % host)
+    device = derived_name('vx-', str(name or ''))
+    bridge = derived_name('ov-', str(name or ''))
+    for label, value in (('device', device), ('bridge', bridge)):
+        try:
+            v.ifname(value, where, label)
+        except ValidationError as err:
+            problems.add(where, str(err).split(': ', 1)[1])
+    if subnet is not None and me is not None:
+        _check_host_routes([{'name': name, 'subnets': [{'field': 'subnet', 'net': subnet}]}], facts, {bridge},
+                           problems)
+    if problems:
+        raise PlanError(list(problems))
+
+    block = list(subnet.subnets(new_prefix=subnet.prefixlen + bits))[me['index']]
+    usable = [a for a in block if a not in (subnet.network_address, subnet.broadcast_address)]
+    host_address = usable[0]
+    taken = {host_address}
+    existing = _existing_endpoints(facts)
+    endpoints, pending = [], []
+    for ep_name in me.get('endpoints') or []:
+        have = existing.get((ep_name, bridge), {}).get('addresses', [])
+        addr = next((ipaddress.ip_interface(a).ip for a in have if ipaddress.ip_interface(a).ip in block), None)
+        if addr is None or addr in taken:
+            pending.append(ep_name)
+            continue
+        taken.add(addr)
+        endpoints.append((ep_name, addr))
+    free = (a for a in usable if a not in taken)
+    for ep_name in pending:
+        addr = next(free, None)
+        if addr is None:
+            raise PlanError(['%s host %s: block %s has no free address for endpoint %s'
+                             % (where, host, block, ep_name)])
+        endpoints.append((ep_name, addr))
+    order = dict((n, i) for i, n in enumerate(me.get('endpoints') or []))
+    endpoints.sort(key=lambda e: order[e[0]])
+
+    vxlan = {'name': device, 'vni': vni, 'local': me['local_ip'], 'bridge': bridge,
+             'port': int(settings.get('port') or 4789)}
+    for field in ('dev', 'mtu'):
+        if settings.get(field):
+            vxlan[field] = settings[field]
+    peers = sorted(m['local_ip'] for m in members if m['name'] != host)
+    mtu = settings.get('mtu')
+    veths = []
+    for ep_name, addr in endpoints:
+        peer = {'name': 'eth0', 'netns': ep_name, 'addresses': ['%s/%d' % (addr, subnet.prefixlen)]}
+        veth = {'name': derived_name('vo', str(name), ep_name), 'bridge': bridge, 'peer': peer}
+        if mtu:
+            peer['mtu'] = veth['mtu'] = mtu
+        veths.append(veth)
+    bridge_cfg = {'name': bridge, 'addresses': ['%s/%d' % (host_address, subnet.prefixlen)]}
+    if mtu:
+        bridge_cfg['mtu'] = mtu
+    return {
+        'vxlan': vxlan,
+        'bridge': bridge_cfg,
+        'netns': [{'name': ep} for ep, _addr in endpoints],
+        'veths': veths,
+        'peers': {'name': device, 'peers': peers},
+        'report': {'name': name, 'vni': vni, 'device': device, 'bridge': bridge, 'index': me['index'],
+                   'block': str(block), 'host_address': str(host_address), 'local_ip': me['local_ip'],
+                   'peers': peers, 'endpoints': [{'name': ep, 'address': str(addr)} for ep, addr in endpoints]},
+    }

@@ -15,7 +15,7 @@ description:
     that networks work and that isolation holds.
   - Opens each socket inside the source namespace (no C(ping) or C(ip netns exec) process); every check is
     bounded by O(timeout).
-  - Changes nothing; O(expect) turns the result into an assertion.
+  - Changes nothing; O(checks[].expect) turns a result into an assertion.
 author:
   - hostnet.provision contributors (@hostnet-provision)
 attributes:

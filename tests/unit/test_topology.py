@@ -93,3 +93,50 @@ def test_derived_names_fit_and_are_stable():
     long = derived_name('br-', 'a-network-with-a-long-name')
     assert len(long) == 15 and long == derived_name('br-', 'a-network-with-a-long-name')
     assert derived_name('ve', 'net', 'endpoint-long-name') != derived_name('ve', 'net', 'endpoint-long-nam2')
+
+
+def test_ports_no_longer_listed_are_unpublished_and_others_left_alone():
+    existing = [{'name': 'veweb-w1', 'bridge': 'br-web', 'peer': {'name': 'eth0', 'netns': 'w1',
+                                                                  'addresses': ['198.51.100.2/24']}}]
+    published = [
+        {'protocol': 'tcp', 'host_port': 8080, 'destination': '198.51.100.2', 'port': 80, 'netns': None},
+        {'protocol': 'tcp', 'host_port': 8443, 'destination': '198.51.100.2', 'port': 443, 'netns': None},
+        {'protocol': 'tcp', 'host_port': 9000, 'destination': '203.0.113.9', 'port': 80, 'netns': None},
+    ]
+    info = facts(veths=existing)
+    info['managed']['portmap'] = published
+    net = dict(WEB, endpoints=[{'name': 'w1', 'ports': [{'host_port': 8080, 'port': 80}]}])
+    plan = plan_networks([net], info)
+    assert plan['ports_absent'] == [published[1]]
+
+
+OVERLAY = {'name': 'ov1', 'vni': 4242, 'subnet': '198.19.0.0/24'}
+MEMBERS = [{'name': 'lab%d' % i, 'local_ip': '198.18.0.1%d' % i, 'endpoints': ['e%d' % i]} for i in (1, 2, 3)]
+
+
+def test_overlay_blocks_are_per_host_and_unique():
+    from ansible_collections.hostnet.provision.plugins.module_utils._topology import plan_overlay
+    plans = [plan_overlay(OVERLAY, m['name'], MEMBERS) for m in MEMBERS]
+    # 198.18.0.11 → index 11 → block 198.19.0.176/28
+    assert plans[0]['report']['block'] == '198.19.0.176/28'
+    assert plans[0]['bridge']['addresses'] == ['198.19.0.176/24']
+    assert plans[0]['veths'][0]['peer']['addresses'] == ['198.19.0.177/24']
+    addresses = [p['report']['host_address'] for p in plans] + [e['address'] for p in plans
+                                                                 for e in p['report']['endpoints']]
+    assert len(set(addresses)) == len(addresses) == 6
+    assert plans[1]['peers'] == {'name': 'vx-ov1', 'peers': ['198.18.0.11', '198.18.0.13']}
+    assert plans[0]['vxlan'] == {'name': 'vx-ov1', 'vni': 4242, 'local': '198.18.0.11', 'bridge': 'ov-ov1',
+                                 'port': 4789}
+
+
+@pytest.mark.parametrize('settings, members, fragment', [
+    (dict(OVERLAY, vni=0), MEMBERS, 'vni 0 must be a number'),
+    (OVERLAY, MEMBERS + [{'name': 'lab9', 'local_ip': '198.18.0.27'}], 'host index 11 is also used by lab1'),
+    (OVERLAY, [dict(MEMBERS[0], local_ip=None)] + MEMBERS[1:], 'has no usable underlay address'),
+    (dict(OVERLAY, subnet='198.19.0.0/29'), MEMBERS, 'too small'),
+])
+def test_overlay_problems(settings, members, fragment):
+    from ansible_collections.hostnet.provision.plugins.module_utils._topology import plan_overlay
+    with pytest.raises(PlanError) as info:
+        plan_overlay(settings, 'lab1', members)
+    assert fragment in str(info.value)
