@@ -13,8 +13,8 @@ def build():
     run_module('bridge', config=[{'name': 'rp-br0', 'addresses': ['198.51.100.1/24', '2001:db8:100::1/64']}])
     run_module('veth', config=[
         {'name': 'rp-%s-h' % ns, 'bridge': 'rp-br0',
-         'peer': {'name': 'eth0', 'netns': 'rp-%s' % ns, 'addresses': ['198.51.100.%d/24' % last,
-                                                                      '2001:db8:100::%d/64' % last]}}
+         'peer': {'name': 'eth0', 'netns': 'rp-%s' % ns,
+                  'addresses': ['198.51.100.%d/24' % last, '2001:db8:100::%d/64' % last]}}
         for ns, last in (('a', 10), ('b', 11))
     ])
 
