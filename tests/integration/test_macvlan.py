@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_macvlan import vlan_link_name
 
-from helpers import addresses, default_gateways, link, ping, quartet, run_module, sh, sys_class_net
+from helpers import addresses, default_gateways, link, ping, quartet, run_module, sh, sys_class_net, wait_for
 
 TAG = 'hostnet.provision macvlan parent=nic0'
 
@@ -74,7 +74,8 @@ def test_private_mode_isolates_and_mode_changes_in_place(lan):
     assert mode_of('ns-a') == 'private' and link('eth0', netns='ns-a')['ifindex'] == index
     assert not ping('ns-a', '203.0.113.11')
     run_module('macvlan', config=[dict(p, mode='bridge') for p in private])
-    assert ping('ns-a', '203.0.113.11')
+    # The failed neighbour entry from the blocked ping may need a retry.
+    assert wait_for(lambda: ping('ns-a', '203.0.113.11', timeout=1), timeout=6)
 
 
 def test_passthru_is_a_recreate(lan):
