@@ -1,16 +1,36 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to hostnet.provision
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Bridges with gateway addresses (docker0 and user-defined networks).
+"""Bridges with gateway addresses (docker0 and user-defined networks), and
+their network policy in the collection's nftables tables: masquerade,
+inter-endpoint communication (icc), isolation from other bridges and
+access to the host.
 
 Private to the hostnet.provision collection.
+
+A bridge's nftables state is a set of elements keyed by its name (or, for
+subnets and ports, carrying its name as the element comment), so deleting
+the bridge deletes exactly its elements. Those elements are computed from
+the bridge's config and compared with what the tables hold, so drift (a
+flushed ruleset, a stale element of a bridge that vanished) is repaired by
+the next run. A bridge with addresses is *registered*: its subnets let
+published ports hairpin and reach endpoints from the host's 127.0.0.1
+(route_localnet=1 on the bridge, with 127/8 from any other interface
+dropped by the tables' program).
 """
 
 from __future__ import annotations
 
+import ipaddress
+
+from ansible_collections.hostnet.provision.plugins.module_utils import _procfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, resource_label
-from ansible_collections.hostnet.provision.plugins.module_utils._errors import KernelError, ValidationError
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
+    ConflictError,
+    KernelError,
+    ValidationError,
+)
 from ansible_collections.hostnet.provision.plugins.module_utils._linkops import (
     LinkRef,
     address_ops,
@@ -19,8 +39,14 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     one_prefix_per_ipv6,
 )
 from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
+from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element
+from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
-__all__ = ['BridgeKind']
+__all__ = ['BridgeKind', 'POLICY_DEFAULTS', 'bridge_elements', 'owned_elements']
+
+# The network policy fields and their values for a new bridge.
+POLICY_DEFAULTS = {'masquerade': False, 'icc': True, 'isolated': False, 'host_access': True}
+_ROUTE_LOCALNET = ('net', 'ipv4', 'conf', None, 'route_localnet')
 
 # Kernel limits for forward_delay while STP runs (BR_MIN/MAX_FORWARD_DELAY),
 # in hundredths of a second as iproute2 takes it.
@@ -30,7 +56,12 @@ _FD_MIN, _FD_MAX = 200, 3000
 class BridgeKind(ResourceKind):
     label = 'bridge'
     list_fields = ('addresses',)
-    fields = ('name', 'netns', 'addresses', 'mtu', 'mac', 'stp', 'forward_delay', 'vlan_filtering')
+    fields = ('name', 'netns', 'addresses', 'mtu', 'mac', 'stp', 'forward_delay', 'vlan_filtering') + \
+        tuple(POLICY_DEFAULTS)
+
+    def __init__(self, kernel, ctx, enable_forwarding=False):
+        super().__init__(kernel, ctx)
+        self.nft = NftPlanner(kernel, ctx, enable_forwarding)
 
     def normalize(self, item):
         name = v.ifname(item.get('name'), 'bridge %s' % item.get('name'))
@@ -45,6 +76,11 @@ class BridgeKind(ResourceKind):
             'forward_delay': item.get('forward_delay'),
             'vlan_filtering': item.get('vlan_filtering'),
         }
+        for field in POLICY_DEFAULTS:
+            value = item.get(field)
+            if value is not None and not isinstance(value, bool):
+                raise ValidationError('%s: %s %r must be true or false' % (res, field, value), res, field, value)
+            out[field] = value
         fd = out['forward_delay']
         if fd is not None and (not isinstance(fd, int) or fd < 0):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
@@ -60,6 +96,11 @@ class BridgeKind(ResourceKind):
         after['addresses'] = one_prefix_per_ipv6(after['addresses'], desired['addresses'])
         # Again with the kernel's values: STP may already be on.
         _check_forward_delay(after, self._res(self.key(desired)))
+        for private in ('_localnet', '_nft', '_nft_intact'):
+            after.pop(private, None)
+        for field, default in POLICY_DEFAULTS.items():
+            if after.get(field) is None:
+                after[field] = default
         return after
 
     def current(self, key):
@@ -69,7 +110,7 @@ class BridgeKind(ResourceKind):
 
     def _shape(self, netns, link):
         br = link.get('bridge') or {}
-        return {
+        out = {
             'name': link['name'],
             'netns': netns,
             'addresses': self.kernel.addresses(netns, link['index']),
@@ -79,6 +120,16 @@ class BridgeKind(ResourceKind):
             'forward_delay': br.get('forward_delay'),
             'vlan_filtering': br.get('vlan_filtering'),
         }
+        out.update(dict.fromkeys(POLICY_DEFAULTS))
+        if self.nft.available():
+            # The policy as the tables hold it; what plan() compares with.
+            res = self._res((netns, link['name']))
+            tables = self.nft.tables(netns, res)
+            out['_nft'] = owned_elements(tables, link['name'])
+            out['_nft_intact'] = tables.intact()
+            out.update(_policy(out['_nft']))
+            out['_localnet'] = _procfs.sysctl_get(netns, _localnet_sysctl(link['name']), res)
+        return out
 
     def managed_keys(self, scope):
         keys = []
@@ -95,9 +146,12 @@ class BridgeKind(ResourceKind):
         res = self._res(key)
         ref = LinkRef(self.kernel, netns, name, res)
         if after is None:
-            return [Op(res, 'delete bridge %s' % resource_label(netns, name),
-                       lambda: self.kernel.link_del(netns, res, ref.index()))]
+            ops = self._policy_ops(key, res, before, None)
+            ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name),
+                          lambda: self.kernel.link_del(netns, res, ref.index())))
+            return ops
         ops = []
+        existing = before
         if before is None:
             ops.append(Op(res, 'create bridge %s' % resource_label(netns, name),
                           lambda: self._create(ref, after), lambda: self._remove(ref), partial=True))
@@ -111,7 +165,89 @@ class BridgeKind(ResourceKind):
                               lambda: _set_bridge(ref, changed, after),
                               lambda: _set_bridge(ref, dict((k, old[k]) for k in changed if k in old), before)))
         ops.extend(address_ops(ref, before.get('addresses'), after.get('addresses')))
+        ops.extend(self._policy_ops(key, res, existing, after))
         return ops
+
+    # -- network policy (nftables) ---------------------------------------------
+
+    def _policy_ops(self, key, res, before, after):
+        """nftables elements, then route_localnet, then forwarding.
+
+        Pure but for what a bridge with icc: false or masquerade needs to
+        know (its ports, the kernel's nft_meta_bridge, other bridges'
+        subnets, the forwarding sysctls): the tables' state comes from
+        current() (``_nft``), or from the before config when not read.
+        """
+        netns, name = key
+        if after is not None and after.get('masquerade') and not after.get('addresses'):
+            raise ValidationError('%s: masquerade needs the bridge\'s subnets: give it at least one address'
+                                  % res, res, 'masquerade', True)
+        if not self.nft.available():
+            if any(value not in (None, POLICY_DEFAULTS[f]) for f, value in (after or {}).items()
+                   if f in POLICY_DEFAULTS):
+                self.nft.require()
+            if after is not None and after.get('addresses'):
+                self.nft.warn_once('missing', 'nftables (libnftables1) is not installed: bridges are not '
+                                              'registered in its tables, so published ports, hairpin and '
+                                              'localhost access do not work for them')
+            return []
+        icc_off = after is not None and after.get('icc') is False
+        bridge_meta = self.nft.bridge_meta(netns) if icc_off else True
+        if icc_off and not bridge_meta:
+            self.nft.warn_once('icc', 'this kernel has no nft_meta_bridge (CONFIG_NFT_BRIDGE_META): icc: false '
+                                      'is enforced on the ports the bridge has now; ports added later are '
+                                      'covered when this module runs again')
+        ports = self._ports(netns, name) if icc_off and not bridge_meta else []
+        want = bridge_elements(name, after, ports, bridge_meta) if after is not None else set()
+        if before is None:
+            have = set()
+        elif '_nft' in before:
+            have = set(before['_nft'])
+        else:
+            have = bridge_elements(name, before, (), True)
+        if any(e.set.startswith('masq_nets') for e in want - have):
+            self._check_overlaps(self.nft.tables(netns, res), res, name, want)
+        ops = []
+        # Elements of an earlier bridge of this name (deleted behind our
+        # back) are cleaned up by the same transaction.
+        op = self.nft.change_op(netns, res, 'bridge %s' % name, delete=have - want, add=want - have,
+                                repair=before is not None and before.get('_nft_intact') is False,
+                                owner=lambda tables: owned_elements(tables, name), keep=want)
+        if op is not None:
+            ops.append(op)
+        if after is None:
+            return ops
+        if any(ipaddress.ip_interface(a).version == 4 for a in after.get('addresses') or []) and \
+                (before is None or before.get('_localnet', '1') != '1'):
+            parts = _localnet_sysctl(name)
+            ops.append(Op(res, 'set %s=1 (published ports reachable from the host\'s 127.0.0.1)'
+                          % _procfs.sysctl_label(parts),
+                          lambda: _procfs.sysctl_set(netns, parts, '1', res, 'name'),
+                          lambda: _procfs.sysctl_set(netns, parts, '0', res, 'name')))
+        if after.get('masquerade'):
+            versions = set(ipaddress.ip_interface(a).version for a in after['addresses'])
+            ops.extend(self.nft.forwarding_ops(netns, versions, res))
+        return ops
+
+    def _ports(self, netns, name):
+        if not self.kernel.exists(netns):
+            return []
+        bridge = self.kernel.link(netns, name)
+        if bridge is None:
+            return []
+        return sorted(link['name'] for link in self.kernel.links(netns).values() if link['master'] == bridge['index'])
+
+    def _check_overlaps(self, tables, res, name, want):
+        """Masqueraded subnets of two bridges must not overlap."""
+        for element in want:
+            if element.set not in ('masq_nets4', 'masq_nets6'):
+                continue
+            net = ipaddress.ip_network(element.key)
+            for other in tables.elements(INET, element.set):
+                if other.comment != name and ipaddress.ip_network(other.key).overlaps(net):
+                    raise ConflictError('%s: subnet %s overlaps %s, masqueraded for bridge %s'
+                                        % (res, net, other.key, other.comment or '(unknown)'),
+                                        res, 'addresses', str(net))
 
     def _create(self, ref, after):
         args = {'ifname': ref.name, 'kind': 'bridge'}
@@ -176,3 +312,70 @@ def _describe(args):
     def show(key, value):
         return str(value) if key == 'br_forward_delay' else ('true' if value else 'false')
     return ', '.join('%s=%s' % (_OPTION_NAMES[k], show(k, v)) for k, v in sorted(args.items(), key=lambda kv: _OPTION_NAMES[kv[0]]))
+
+
+def _localnet_sysctl(name):
+    return tuple(name if part is None else part for part in _ROUTE_LOCALNET)
+
+
+def _subnets(addresses):
+    nets = [ipaddress.ip_interface(a).network for a in addresses or []]
+    out = []
+    for version in (4, 6):
+        out.extend(ipaddress.collapse_addresses(n for n in nets if n.version == version))
+    return out
+
+
+def bridge_elements(name, config, ports=(), bridge_meta=True):
+    """The nftables elements a bridge with this config owns."""
+    out = set()
+    nets = _subnets(config.get('addresses'))
+    if nets:
+        out.add(Element(INET, 'bridges', name))
+        for net in nets:
+            out.add(Element(INET, 'bridge_nets%d' % net.version, (name, str(net))))
+    if config.get('masquerade'):
+        out.add(Element(INET, 'nat_bridges', name))
+        for net in nets:
+            out.add(Element(INET, 'masq_nets%d' % net.version, str(net), comment=name))
+    if config.get('isolated'):
+        out.add(Element(INET, 'isolated', name))
+        out.add(Element(INET, 'isolated_self', (name, name)))
+    if config.get('host_access') is False:
+        out.add(Element(INET, 'no_host_access', name))
+    if config.get('icc') is False:
+        out.add(Element(BRIDGE, 'no_icc', name))
+        if not bridge_meta:
+            for port in ports:
+                out.add(Element(BRIDGE, 'no_icc_ports', port, comment=name))
+    return out
+
+
+def owned_elements(tables, name):
+    """The elements of the tables that belong to bridge ``name``."""
+    out = set()
+    for element in tables.elements():
+        key = element.key
+        if element.set in ('bridges', 'nat_bridges', 'isolated', 'no_host_access', 'no_icc'):
+            mine = key == name
+        elif element.set in ('bridge_nets4', 'bridge_nets6'):
+            mine = isinstance(key, tuple) and key[0] == name
+        elif element.set == 'isolated_self':
+            mine = key == (name, name)
+        elif element.set in ('masq_nets4', 'masq_nets6', 'no_icc_ports'):
+            mine = element.comment == name
+        else:
+            mine = False
+        if mine:
+            out.add(element)
+    return out
+
+
+def _policy(owned):
+    sets = set(e.set for e in owned)
+    return {
+        'masquerade': 'nat_bridges' in sets,
+        'icc': 'no_icc' not in sets,
+        'isolated': 'isolated' in sets,
+        'host_access': 'no_host_access' not in sets,
+    }

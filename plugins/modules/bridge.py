@@ -15,6 +15,15 @@ description:
     C(docker0) (C(--bip), C(--mtu)) and for C(docker network create).
   - Bridges the collection creates carry the interface alias C(hostnet.provision); any other link
     with a requested name is refused and left alone.
+  - Each bridge can carry a network policy, kept in the nftables tables C(inet hostnet) and C(bridge hostnet)
+    that the collection owns entirely (see the collection's docs/nftables.md) - masquerade for egress,
+    inter-endpoint communication (ICC), isolation from other bridges and access to the host - enforced
+    without C(br_netfilter).
+  - A bridge with addresses is also registered in those tables, which makes ports published with
+    M(hostnet.provision.portmap) reachable from the bridge's own endpoints (hairpin NAT) and from the host's
+    V(127.0.0.1) (C(route_localnet=1) is set on the bridge, and packets to 127.0.0.0/8 arriving on any
+    interface but C(lo) are dropped). Without nftables installed this registration is skipped with a warning.
+  - Deleting a bridge (also through O(state=overridden)) removes its elements from the tables, and nothing else.
   - Many bridges per call, with the states of Ansible's resource modules.
 author:
   - hostnet.provision contributors (@hostnet-provision)
@@ -59,6 +68,60 @@ options:
       vlan_filtering:
         description: Filter frames by 802.1Q VLAN on the bridge ports.
         type: bool
+      masquerade:
+        description:
+          - Source NAT (masquerade) of the bridge's subnets for traffic leaving by any other interface,
+            like Docker's default bridge networks. Traffic to the bridge's own subnets and to multicast or
+            broadcast addresses is not masqueraded. Needs at least one address (IPv4 subnets are masqueraded
+            by IPv4, IPv6 subnets by IPv6).
+          - Makes the bridge a NAT network - its endpoints are reachable from other interfaces only through
+            ports published with M(hostnet.provision.portmap); new connections to their addresses from outside
+            ("direct access") are dropped. Replies to connections the endpoints opened pass.
+          - Needs IP forwarding in the namespace, see O(enable_forwarding).
+          - When not given, a new bridge gets V(false) and an existing one keeps its setting.
+        type: bool
+      icc:
+        description:
+          - Inter-container communication. V(false) drops IPv4 and IPv6 traffic between the ports of this bridge
+            (in the C(bridge) family table, so it holds without C(br_netfilter)), while ARP, IPv6 neighbour
+            discovery and MLD keep working and endpoints still reach the gateway (the bridge itself) and,
+            through it, published ports and other networks.
+          - On kernels without C(nft_meta_bridge) (C(CONFIG_NFT_BRIDGE_META); Debian, Ubuntu and RHEL kernels have
+            it) V(false) is enforced on the ports the bridge has when the module runs; run the module again after
+            adding ports (a warning says so).
+          - When not given, a new bridge gets V(true) and an existing one keeps its setting.
+        type: bool
+      isolated:
+        description:
+          - No forwarding between this bridge and any other bridge with O(config[].isolated=true), in either
+            direction and for any protocol, as Docker isolates user-defined networks. Traffic to published ports
+            (DNAT) still passes, and so does traffic to other interfaces.
+          - When not given, a new bridge gets V(false) and an existing one keeps its setting.
+        type: bool
+      host_access:
+        description:
+          - V(false) drops new connections from the bridge to the host's own addresses (any address of the
+            namespace, including the gateway), the way a tenant network is kept away from the host. Replies to
+            connections the host opened, DHCP (IPv4 and IPv6) requests, IPv6 router/neighbour solicitations and
+            advertisements, MLD and IGMP still pass. ICMP echo (ping) to the gateway is dropped too.
+          - When not given, a new bridge gets V(true) and an existing one keeps its setting.
+        type: bool
+  enable_forwarding:
+    description:
+      - A bridge with O(config[].masquerade=true) needs IP forwarding in its namespace (C(net.ipv4.ip_forward)
+        for IPv4 subnets, C(net.ipv6.conf.all.forwarding) for IPv6 ones).
+      - V(false) (the default) refuses, before any change, to configure masquerade while forwarding is off,
+        naming the sysctl. V(true) turns it on (shown as an operation, also in check mode); it is never turned
+        off by this module. Turning on IPv6 forwarding makes interfaces with C(accept_ra=1) ignore router
+        advertisements.
+    type: bool
+    default: false
+notes:
+  - The network policy needs nftables (libnftables) on the target; Debian/Ubuntu package C(nftables) (library
+    C(libnftables1)), RHEL package C(nftables). It is used through its JSON interface; C(nft) is never run.
+  - The module never changes the global FORWARD policy, C(br_netfilter) or its sysctls, nor any table but its
+    own. If another firewall drops forwarded traffic (Docker's or firewalld's policies), traffic of these
+    bridges needs an accept rule there; see docs/nftables.md.
 '''
 
 EXAMPLES = r'''
@@ -88,6 +151,22 @@ EXAMPLES = r'''
         stp: true
         forward_delay: 400
 
+- name: Tenant networks - NAT to the outside, isolated from each other, no access to the host, no ICC
+  hostnet.provision.bridge:
+    enable_forwarding: true
+    config:
+      - name: br-tenant-a
+        addresses: [198.51.100.1/24]
+        masquerade: true
+        isolated: true
+        host_access: false
+        icc: false
+      - name: br-tenant-b
+        addresses: [203.0.113.1/24]
+        masquerade: true
+        isolated: true
+        host_access: false
+
 - name: Remove every bridge this collection made in this namespace
   hostnet.provision.bridge:
     state: deleted
@@ -114,15 +193,19 @@ after:
   type: list
   elements: dict
   sample: [{'name': 'hn-br0', 'netns': null, 'addresses': ['198.51.100.1/24'], 'mtu': 1450,
-            'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false}]
+            'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false,
+            'masquerade': true, 'icc': true, 'isolated': false, 'host_access': true}]
 gathered:
   description: The bridges the collection manages, in the shape of O(config).
   returned: when O(state=gathered)
   type: list
   elements: dict
   sample: [{'name': 'hn-br0', 'netns': null, 'addresses': ['198.51.100.1/24'], 'mtu': 1500,
-            'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false}]
+            'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false,
+            'masquerade': false, 'icc': true, 'isolated': false, 'host_access': true}]
 '''
+
+import functools
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -142,12 +225,17 @@ def main():
                 stp=dict(type='bool'),
                 forward_delay=dict(type='int'),
                 vlan_filtering=dict(type='bool'),
+                masquerade=dict(type='bool'),
+                icc=dict(type='bool'),
+                isolated=dict(type='bool'),
+                host_access=dict(type='bool'),
             )),
             state=STATE_ARG,
+            enable_forwarding=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
-    run_resource_module(module, BridgeKind)
+    run_resource_module(module, functools.partial(BridgeKind, enable_forwarding=module.params['enable_forwarding']))
 
 
 if __name__ == '__main__':

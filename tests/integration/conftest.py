@@ -61,3 +61,10 @@ def _wipe():
         if name != 'lo':
             subprocess.run(['ip', 'link', 'del', name], check=False, capture_output=True)
     subprocess.run(['rm', '-rf', '/run/hostnet'], check=False)
+    # nftables tables (ours and the ones tests make) live in the sandbox
+    # namespace itself, which outlives each test.
+    subprocess.run(['nft', 'flush', 'ruleset'], check=False, capture_output=True)
+    # ... and so do its forwarding switches (modules may turn them on).
+    for path in ('/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding'):
+        with open(path, 'w') as fh:
+            fh.write('0\n')

@@ -19,8 +19,12 @@ def kernel_has_vlan_filtering():
 
 def test_quartet_and_readback_through_ip():
     check, applied, _again, _check2 = quartet('bridge', config=[BR])
-    assert applied['commands'] == ['create bridge hn-br0', 'add address 198.51.100.1/24 to hn-br0',
-                                   'add address 2001:db8:100::1/64 to hn-br0']
+    assert applied['commands'] == [
+        'create bridge hn-br0', 'add address 198.51.100.1/24 to hn-br0', 'add address 2001:db8:100::1/64 to hn-br0',
+        # A bridge with addresses is registered in the nftables tables (hairpin, localhost ports).
+        'nftables: bridge hn-br0: add bridge_nets4 hn-br0 . 198.51.100.0/24, '
+        'add bridge_nets6 hn-br0 . 2001:db8:100::/64, add bridges hn-br0',
+        "set net.ipv4.conf.hn-br0.route_localnet=1 (published ports reachable from the host's 127.0.0.1)"]
     entry = link('hn-br0', details=True)
     data = entry['linkinfo']['info_data']
     assert entry['linkinfo']['info_kind'] == 'bridge'
@@ -50,11 +54,14 @@ def test_mtu_change_predicted_in_check_mode_without_being_made():
 def test_merged_adds_addresses_replaced_sets_them_exactly():
     run_module('bridge', config=[BR])
     merged = run_module('bridge', config=[{'name': 'hn-br0', 'addresses': ['203.0.113.1/24']}])
-    assert merged['commands'] == ['add address 203.0.113.1/24 to hn-br0']
+    assert merged['commands'] == ['add address 203.0.113.1/24 to hn-br0',
+                                  'nftables: bridge hn-br0: add bridge_nets4 hn-br0 . 203.0.113.0/24']
     assert addresses('hn-br0') == ['198.51.100.1/24', '2001:db8:100::1/64', '203.0.113.1/24']
     replaced = run_module('bridge', state='replaced', config=[{'name': 'hn-br0', 'addresses': ['203.0.113.1/24']}])
-    assert sorted(replaced['commands']) == ['remove address 198.51.100.1/24 from hn-br0',
-                                            'remove address 2001:db8:100::1/64 from hn-br0']
+    assert sorted(replaced['commands']) == [
+        'nftables: bridge hn-br0: delete bridge_nets4 hn-br0 . 198.51.100.0/24, '
+        'delete bridge_nets6 hn-br0 . 2001:db8:100::/64',
+        'remove address 198.51.100.1/24 from hn-br0', 'remove address 2001:db8:100::1/64 from hn-br0']
     assert addresses('hn-br0') == ['203.0.113.1/24']
     assert link('hn-br0')['mtu'] == 1450  # not given: kept
 
@@ -86,7 +93,9 @@ def test_overridden_and_deleted_spare_foreign_bridges():
     assert [b['name'] for b in gathered] == ['hn-br0', 'hn-br1']
     assert run_module('bridge', state='overridden', config=gathered)['changed'] is False
     result = run_module('bridge', state='overridden', config=[{'name': 'hn-br1'}])
-    assert result['commands'] == ['delete bridge hn-br0']
+    assert result['commands'] == [
+        'nftables: bridge hn-br0: delete bridge_nets4 hn-br0 . 198.51.100.0/24, '
+        'delete bridge_nets6 hn-br0 . 2001:db8:100::/64, delete bridges hn-br0', 'delete bridge hn-br0']
     assert run_module('bridge', state='deleted')['commands'] == ['delete bridge hn-br1']
     assert link('foreign0') is not None and link('hn-br0') is None and link('hn-br1') is None
 
@@ -99,7 +108,9 @@ def test_bridge_inside_a_namespace():
     assert link('br-in') is None
     gathered = run_module('bridge', state='gathered', config=[{'name': 'br-in', 'netns': 'router'}])['gathered']
     assert gathered[0]['netns'] == 'router'
-    assert run_module('bridge', state='deleted', config=config)['commands'] == ['delete bridge br-in@router']
+    assert run_module('bridge', state='deleted', config=config)['commands'] == [
+        'nftables (netns router): bridge br-in: delete bridge_nets4 br-in . 203.0.113.0/24, delete bridges br-in',
+        'delete bridge br-in@router']
 
 
 def test_sixteen_byte_name_refused_with_reason():
@@ -147,7 +158,9 @@ def test_ipv6_prefix_change_in_merged_replaces_the_address():
     run_module('bridge', config=[BR])
     result = run_module('bridge', config=[{'name': 'hn-br0', 'addresses': ['2001:db8:100::1/48']}])
     assert result['commands'] == ['remove address 2001:db8:100::1/64 from hn-br0',
-                                  'add address 2001:db8:100::1/48 to hn-br0']
+                                  'add address 2001:db8:100::1/48 to hn-br0',
+                                  'nftables: bridge hn-br0: add bridge_nets6 hn-br0 . 2001:db8:100::/48, '
+                                  'delete bridge_nets6 hn-br0 . 2001:db8:100::/64']
     assert addresses('hn-br0') == ['198.51.100.1/24', '2001:db8:100::1/48']
     assert run_module('bridge', config=[{'name': 'hn-br0', 'addresses': ['2001:db8:100::1/48']}])['changed'] is False
 

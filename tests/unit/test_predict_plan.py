@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _nft
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Context
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import BridgeKind
@@ -37,6 +38,8 @@ class RefusingKernel:
 @pytest.fixture(autouse=True)
 def _no_namespace_files(monkeypatch):
     monkeypatch.setattr(_nsfs, 'namespace_id', NAMESPACE_IDS.get)
+    # Plans are the same whether or not libnftables is installed here.
+    monkeypatch.setattr(_nft, 'available', lambda: True)
 
 
 def _kind(name):

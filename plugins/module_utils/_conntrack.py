@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection tracking entries (ctnetlink through pyroute2), namespace-aware.
+
+Private to the hostnet.provision collection.
+
+The one door to ctnetlink, as ``_netlink`` is to rtnetlink. After a
+published port changes or goes away, its conntrack entries must go too:
+an entry remembers its NAT decision, so a UDP flow that keeps sending would
+keep reaching the old destination for as long as it never pauses.
+
+pyroute2 0.7 opens the socket in the constructor, 0.9 on the first request
+in the calling thread; either way the socket is opened, used and closed
+while the thread is inside the namespace. The ``conntrack`` command is
+never run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+from ansible_collections.hostnet.provision.plugins.module_utils import _deps
+from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import translate_os_error
+
+__all__ = ['flush']
+
+_PROTOCOLS = {'tcp': socket.IPPROTO_TCP, 'udp': socket.IPPROTO_UDP, 'sctp': getattr(socket, 'IPPROTO_SCTP', 132)}
+
+
+def flush(spec, version, protocol, ports, destination_filter, resource=None):
+    """Delete the entries whose original tuple goes to one of ``ports``
+    (``protocol``, IPv4 or IPv6 by ``version``) and whose original
+    destination address passes ``destination_filter(ipaddress_object)``.
+    Returns how many entries were deleted."""
+    _deps.require_pyroute2()
+    from pyroute2 import Conntrack  # pylint: disable=import-outside-toplevel
+
+    proto = _PROTOCOLS[protocol]
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    ports = set(ports)
+    fd = _nsfs.open_namespace(spec, resource) if spec else None
+    deleted = 0
+    try:
+        with _nsfs.entered(fd):
+            ct = Conntrack(nfgen_family=family)
+            try:
+                victims = [e.tuple_orig for e in ct.dump_entries()
+                           if e.tuple_orig.proto == proto and e.tuple_orig.dport in ports
+                           and destination_filter(ipaddress.ip_address(e.tuple_orig.daddr))]
+                for tuple_orig in victims:
+                    try:
+                        ct.entry('del', tuple_orig=tuple_orig)
+                        deleted += 1
+                    except _deps.NetlinkError as exc:
+                        err = translate_os_error(exc, 'delete conntrack entry to port %s' % tuple_orig.dport,
+                                                 resource, 'conntrack')
+                        # Gone meanwhile (timed out, closed): that is the goal.
+                        if getattr(err, 'errno_name', None) != 'ENOENT':
+                            raise err from None
+            finally:
+                ct.close()
+    except (_deps.NetlinkError, OSError) as exc:
+        raise translate_os_error(exc, 'flush conntrack entries in %s' % _nsfs.spec_label(spec), resource,
+                                 'conntrack') from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return deleted

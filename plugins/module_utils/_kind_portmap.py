@@ -1,0 +1,563 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Published ports (Docker's ``-p [ip:]hostPort:containerPort``): DNAT of
+host ports to an endpoint address, as elements of the collection's
+nftables maps.
+
+Private to the hostnet.provision collection.
+
+One mapping is one resource, identified by (netns, protocol, host_ip,
+host_port); ``host_ip`` omitted means every address of the destination's
+family. A range publishes each port to the same offset of a same-size
+range. ``host_port: auto`` picks a free port in 49152-65535 once; the map
+element's comment (``auto``) records the choice, so the mapping keeps its
+port across runs and is identified by its destination instead. Element
+comments also record ranges (``8000-8010``), so the maps alone describe
+every mapping: nothing is kept anywhere else.
+
+When a mapping is changed or removed (and when a UDP mapping is added), the
+conntrack entries to its host ports are flushed: an entry keeps its NAT
+decision, so a UDP flow would otherwise keep reaching the old target (or,
+for a flow that started before the port was published, none).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.hostnet.provision.plugins.module_utils import _conntrack
+from ansible_collections.hostnet.provision.plugins.module_utils import _procfs
+from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
+from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, resource_label
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
+    ConflictError,
+    NamespaceNotFound,
+    ValidationError,
+)
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import is_managed
+from ansible_collections.hostnet.provision.plugins.module_utils._nft import INET, Element
+from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
+
+__all__ = ['PortmapKind', 'PROTOCOLS', 'AUTO_PORTS', 'describe', 'mapping_elements']
+
+PROTOCOLS = ('tcp', 'udp', 'sctp')
+AUTO_PORTS = (49152, 65535)
+_WILDCARD = {4: '0.0.0.0', 6: '::'}
+_IFLA_BRPORT_MODE = 'IFLA_BRPORT_MODE'
+
+
+def _version_of(item):
+    for field in ('host_ip', 'destination'):
+        if item.get(field):
+            # Normalised addresses: only IPv6 ones hold a colon.
+            return 6 if ':' in item[field] else 4
+    return item.get('_version')
+
+
+def _ports(host_port):
+    """The host ports of a host_port value (an int or "A-B")."""
+    if isinstance(host_port, int):
+        return [host_port]
+    low, high = host_port.split('-')
+    return list(range(int(low), int(high) + 1))
+
+
+def _spec(host_port):
+    return str(host_port)
+
+
+def _where(host_ip, version):
+    if host_ip:
+        return '[%s]' % host_ip if version == 6 else host_ip
+    return '*' if version == 4 else '[::]'
+
+
+def describe(item):
+    """``tcp *:8080 -> 198.51.100.10:80`` (``*``: every IPv4 address)."""
+    version = _version_of(item)
+    hp = item['host_port']
+    if hp == 'auto' and item.get('assigned_port'):
+        hp = 'auto=%s' % item['assigned_port']
+    text = '%s %s:%s' % (item['protocol'], _where(item.get('host_ip'), version), hp)
+    if item.get('destination'):
+        dest = '[%s]' % item['destination'] if version == 6 else item['destination']
+        port = item.get('port')
+        if port is not None and isinstance(item['host_port'], str) and '-' in item['host_port']:
+            port = '%d-%d' % (port, port + len(_ports(item['host_port'])) - 1)
+        text += ' -> %s:%s' % (dest, port)
+    return text
+
+
+class PortmapKind(ResourceKind):
+    label = 'portmap'
+
+    def __init__(self, kernel, ctx, enable_forwarding=False):
+        super().__init__(kernel, ctx)
+        self.nft = NftPlanner(kernel, ctx, enable_forwarding)
+        self._parsed = {}        # netns -> (tables generation, {key: mapping}, port index)
+        self._claims = {}        # netns -> {(protocol, version, port): [claim]} planned in this run
+        self._released = set()   # keys planned for deletion in this run
+        self._auto_taken = {}    # (netns, protocol) -> ports chosen in this run
+        self._requested = {}     # (netns, protocol) -> explicit host ports of this call
+        self._hairpin = {}       # netns -> {port ifindex: hairpin on}
+        self._hairpin_planned = set()
+        self._bound = {}         # (netns, protocol) -> ports bound by sockets (read once)
+
+    # -- identity and input ------------------------------------------------------
+
+    def key(self, item):
+        version = _version_of(item)
+        host = item.get('host_ip') or _WILDCARD[version]
+        if item['host_port'] == 'auto':
+            slot = 'auto:%s:%s' % (item['destination'], item['port'])
+        else:
+            slot = _spec(item['host_port'])
+        return (item.get('netns'), item['protocol'], host, slot)
+
+    def item_label(self, item):
+        return resource_label(item.get('netns'), describe(item))
+
+    def _res(self, item_or_key):
+        if isinstance(item_or_key, tuple):
+            netns, protocol, host, slot = item_or_key
+            return resource_label(netns, 'portmap %s %s:%s' % (protocol, host, slot))
+        return 'portmap %s' % self.item_label(item_or_key)
+
+    def normalize(self, item):
+        res = 'portmap %s' % (item.get('host_port'),)
+        protocol = item.get('protocol') or 'tcp'
+        if protocol not in PROTOCOLS:
+            raise ValidationError('%s: protocol %r must be one of %s' % (res, protocol, ', '.join(PROTOCOLS)),
+                                  res, 'protocol', protocol)
+        out = {
+            'netns': v.netns_spec(item.get('netns'), res),
+            'protocol': protocol,
+            'host_ip': None,
+            'host_port': _host_port(item.get('host_port'), res),
+            'destination': None,
+            'port': None,
+            'assigned_port': None,
+        }
+        version = None
+        if item.get('host_ip') not in (None, ''):
+            host_ip = ipaddress.ip_address(v.ip_address(item['host_ip'], res, 'host_ip'))
+            if host_ip.is_multicast:
+                raise ValidationError('%s: host_ip %s is a multicast address' % (res, host_ip), res, 'host_ip',
+                                      item['host_ip'])
+            version = host_ip.version
+            if not host_ip.is_unspecified:
+                out['host_ip'] = str(host_ip)
+            if host_ip.version == 6 and host_ip.is_loopback:
+                raise ValidationError('%s: host_ip ::1 cannot be published: the kernel does not DNAT IPv6 '
+                                      'loopback traffic (use 127.0.0.1 or a global address)' % res,
+                                      res, 'host_ip', item['host_ip'])
+        if item.get('destination') not in (None, ''):
+            dest = ipaddress.ip_address(v.ip_address(item['destination'], res, 'destination'))
+            if dest.is_multicast or dest.is_unspecified or dest.is_loopback:
+                raise ValidationError('%s: destination %s is not an endpoint (unicast, non-loopback) address'
+                                      % (res, dest), res, 'destination', item['destination'])
+            if version is not None and dest.version != version:
+                raise ValidationError('%s: destination %s and host_ip %s are of different address families'
+                                      % (res, dest, item['host_ip']), res, 'destination', item['destination'])
+            version = dest.version
+            out['destination'] = str(dest)
+        if version is None:
+            raise ValidationError('%s: give destination (or host_ip), so that the address family is known'
+                                  % res, res, 'destination', None)
+        if out['host_ip'] is None:
+            out['_version'] = version
+        port = item.get('port')
+        if port is not None:
+            if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+                raise ValidationError('%s: port %r is not a port number (1 to 65535)' % (res, port),
+                                      res, 'port', port)
+            size = len(_ports(out['host_port'])) if out['host_port'] != 'auto' else 1
+            if port + size - 1 > 65535:
+                raise ValidationError('%s: port %d + %d ports of the range passes 65535' % (res, port, size),
+                                      res, 'port', port)
+            out['port'] = port
+        if out['host_port'] == 'auto' and (out['destination'] is None or out['port'] is None):
+            raise ValidationError('%s: host_port auto needs destination and port (they identify the mapping)'
+                                  % res, res, 'host_port', 'auto')
+        return out
+
+    def check_all(self, items):
+        seen = {}
+        for item in items:
+            key = self.key(item)
+            if key in seen:
+                raise ValidationError('portmap %s is listed twice in config' % describe(item), describe(item),
+                                      'host_port', item['host_port'])
+            seen[key] = item
+            if item['host_port'] != 'auto':
+                # Explicit ports of this call are never handed out as "auto".
+                self._requested.setdefault((item['netns'] or '', item['protocol']), set()).update(
+                    _ports(item['host_port']))
+
+    # -- reading --------------------------------------------------------------
+
+    def _parsed_state(self, netns):
+        tables = self.nft.tables(netns)
+        generation = getattr(tables, 'generation', 0)
+        cached = self._parsed.get(netns or '')
+        if cached is None or cached[0] != generation:
+            mappings = _parse(netns, tables)
+            index = {}
+            for key, mapping in mappings.items():
+                claim = _claim(key, mapping)
+                for port in claim['ports']:
+                    index.setdefault((claim['protocol'], claim['version'], port), []).append(claim)
+            cached = (generation, mappings, index)
+            self._parsed[netns or ''] = cached
+        return cached
+
+    def _mappings(self, netns):
+        return self._parsed_state(netns)[1]
+
+    def current(self, key):
+        netns = key[0]
+        if not self.kernel.exists(netns):
+            raise NamespaceNotFound('%s: network namespace %r does not exist' % (self._res(key), netns),
+                                    self._res(key), 'netns', netns)
+        self.nft.require()
+        mapping = self._mappings(netns).get(key)
+        return None if mapping is None else dict(mapping)
+
+    def managed_keys(self, scope):
+        self.nft.require()
+        keys = []
+        for netns in scope:
+            if self.kernel.exists(netns):
+                keys.extend(self._mappings(netns))
+        return keys
+
+    # -- deciding -------------------------------------------------------------
+
+    def predict(self, before, desired, replace):
+        after = dict(before) if before else {}
+        for field, value in desired.items():
+            if value is not None or field not in after:
+                after[field] = value
+        for private in ('_elements', '_broken', '_version'):
+            after.pop(private, None)
+        res = self._res(desired)
+        for field in ('destination', 'port'):
+            if after.get(field) is None:
+                raise ValidationError('%s: %s is required to publish a port' % (res, field), res, field, None)
+        if after['host_port'] == 'auto':
+            after['assigned_port'] = (before or {}).get('assigned_port') or \
+                self._choose_port(after['netns'], after['protocol'], res)
+        else:
+            after['assigned_port'] = _ports(after['host_port'])[0]
+        return after
+
+    def _taken(self, netns, protocol):
+        """Host ports of a protocol used by any mapping (table or this run)."""
+        taken = set(self._auto_taken.get((netns or '', protocol), ()))
+        taken |= self._requested.get((netns or '', protocol), set())
+        indexes = [self._claims.get(netns or '', {})]
+        if self.kernel.exists(netns):
+            indexes.append(self._parsed_state(netns)[2])
+        for index in indexes:
+            taken.update(port for proto, _version, port in index if proto == protocol)
+        return taken
+
+    def _bound_ports(self, netns, protocol, res):
+        key = (netns or '', protocol)
+        if key not in self._bound:
+            self._bound[key] = _procfs.bound_ports(netns, protocol, res) if self.kernel.exists(netns) else set()
+        return self._bound[key]
+
+    def _choose_port(self, netns, protocol, res):
+        taken = self._taken(netns, protocol) | self._bound_ports(netns, protocol, res)
+        for port in range(AUTO_PORTS[0], AUTO_PORTS[1] + 1):
+            if port not in taken:
+                self._auto_taken.setdefault((netns or '', protocol), set()).add(port)
+                return port
+        raise ConflictError('%s: no free %s port left in %d-%d' % (res, protocol, AUTO_PORTS[0], AUTO_PORTS[1]),
+                            res, 'host_port', 'auto')
+
+    def plan(self, key, before, after):
+        netns = key[0]
+        if after is None:
+            self._released.add(key)
+            res = self._res(before)
+            ops = []
+            op = self.nft.change_op(netns, res, 'unpublish %s' % describe(before),
+                                    delete=set(before['_elements']), summary=True)
+            if op is not None:
+                ops.append(op)
+            ops.append(self._flush_op(netns, res, [before]))
+            return ops
+        res = self._res(after)
+        version = _version_of(after)
+        self._check_clash(key, after, res)
+        ops = self.nft.forwarding_ops(netns, {version}, res)
+        want = mapping_elements(after)
+        have = set((before or {}).get('_elements') or ())
+        if want != have:
+            what = 'publish %s' % describe(after) if before is None else \
+                'change %s (was %s)' % (describe(after), describe(before))
+            ops.append(self.nft.change_op(netns, res, what, delete=have - want, add=want - have, summary=True))
+            if before is not None or after['protocol'] == 'udp':
+                # A new TCP/SCTP mapping has nothing to flush (new connections
+                # get new entries); a UDP flow that was sending to the port
+                # before it was published would keep its un-NATed entry.
+                ops.append(self._flush_op(netns, res, [m for m in (before, after) if m is not None]))
+        else:
+            op = self.nft.change_op(netns, res, 'restore', summary=True)
+            if op is not None:
+                ops.append(op)
+        if before is None and after['host_port'] != 'auto' and self.kernel.exists(netns):
+            bound = self._bound_ports(netns, after['protocol'], res) & set(_ports(after['host_port']))
+            if bound:
+                self.ctx.warn('%s: a local %s socket is bound to port %s; connections to the host\'s addresses '
+                              'on it now go to %s instead'
+                              % (res, after['protocol'], _range_text(bound), after['destination']))
+        ops.extend(self._hairpin_ops(netns, after, version, res))
+        return ops
+
+    def _check_clash(self, key, after, res):
+        """Refuse a host port that another mapping (in the table, not being
+        deleted in this run, or planned in this run) already publishes."""
+        netns = after['netns']
+        mine = _claim(key, after)
+        indexes = [self._claims.setdefault(netns or '', {})]
+        if self.kernel.exists(netns):
+            indexes.append(self._parsed_state(netns)[2])
+        for port in sorted(mine['ports']):
+            slot = (mine['protocol'], mine['version'], port)
+            for index in indexes:
+                for other in index.get(slot, ()):
+                    if other['key'] == key or other['key'] in self._released:
+                        continue
+                    if other['host_ip'] and mine['host_ip'] and other['host_ip'] != mine['host_ip']:
+                        continue
+                    shared = mine['ports'] & other['ports']
+                    raise ConflictError('%s: host port %s/%s%s is already published by portmap %s'
+                                        % (res, _range_text(shared), mine['protocol'],
+                                           '' if not mine['host_ip'] else ' on %s' % mine['host_ip'],
+                                           describe(other['mapping'])),
+                                        res, 'host_port', after['host_port'])
+        for port in mine['ports']:
+            indexes[0].setdefault((mine['protocol'], mine['version'], port), []).append(mine)
+
+    def _flush_op(self, netns, res, mappings):
+        selectors = []
+        for m in mappings:
+            ports = _ports(m['assigned_port'] if m['host_port'] == 'auto' else m['host_port'])
+            sel = (_version_of(m), m['protocol'], m.get('host_ip'), tuple(ports))
+            if sel not in selectors:
+                selectors.append(sel)
+        kernel = self.kernel
+
+        def run():
+            local = None
+            for version, protocol, host_ip, ports in selectors:
+                if host_ip:
+                    target = ipaddress.ip_address(host_ip)
+
+                    def wanted(addr, target=target):
+                        return addr == target
+                else:
+                    if local is None:
+                        local = _local_addresses(kernel, netns)
+
+                    def wanted(addr, local=local):
+                        return addr.is_loopback or addr in local
+                _conntrack.flush(netns, version, protocol, ports, wanted, res)
+        text = 'flush conntrack entries to %s' % ', '.join(
+            '%s %s:%s' % (p, _where(h, ver), _range_text(ports)) for ver, p, h, ports in selectors)
+        return Op(res, text, run)
+
+    def _hairpin_ops(self, netns, after, version, res):
+        """Hairpin mode on the managed ports of the destination's bridge.
+
+        With br_netfilter loaded, a connection from an endpoint to its own
+        published port is DNATed back to the port it came from and bridged,
+        not routed; the bridge sends a frame out of its ingress port only in
+        hairpin mode. Without br_netfilter the traffic is routed and this is
+        harmless.
+        """
+        if not self.kernel.exists(netns):
+            return []
+        dest = ipaddress.ip_address(after['destination'])
+        bridge = None
+        for element in self.nft.tables(netns).elements(INET, 'bridge_nets%d' % version):
+            if dest in ipaddress.ip_network(element.key[1]):
+                bridge = element.key[0]
+                break
+        if bridge is None:
+            self.ctx.warn('%s: destination %s is not behind a bridge managed by hostnet.provision.bridge: the port '
+                          'is reachable from outside, but not via the host\'s 127.0.0.1 nor from endpoints of its '
+                          'own network (hairpin)' % (res, dest))
+            return []
+        link = self.kernel.link(netns, bridge)
+        if link is None:
+            return []
+        modes = self._hairpin_modes(netns, res)
+        ops = []
+        for port in sorted(self.kernel.links(netns).values(), key=lambda l: l['name']):
+            if port['master'] != link['index'] or not is_managed(port) or modes.get(port['index']):
+                continue
+            if (netns or '', port['name']) in self._hairpin_planned:
+                continue
+            self._hairpin_planned.add((netns or '', port['name']))
+            ops.append(Op(res, 'enable hairpin mode on port %s of bridge %s' % (port['name'], bridge),
+                          self._set_hairpin(netns, port['name'], 1, res),
+                          self._set_hairpin(netns, port['name'], 0, res)))
+        return ops
+
+    def _hairpin_modes(self, netns, res):
+        modes = self._hairpin.get(netns or '')
+        if modes is None:
+            modes = {}
+            for msg in self.kernel.call(netns, 'list bridge ports', 'get_links', resource=res):
+                info = msg.get_attr('IFLA_LINKINFO')
+                data = info.get_attr('IFLA_INFO_SLAVE_DATA') if info is not None else None
+                if info is not None and info.get_attr('IFLA_INFO_SLAVE_KIND') == 'bridge' and data is not None:
+                    modes[msg['index']] = bool(data.get_attr(_IFLA_BRPORT_MODE))
+            self._hairpin[netns or ''] = modes
+        return modes
+
+    def _set_hairpin(self, netns, name, mode, res):
+        kernel = self.kernel
+
+        def run():
+            link = kernel.link(netns, name, res)
+            if link is not None:
+                kernel.call(netns, 'set hairpin mode of %s' % name, 'brport', 'set', index=link['index'],
+                            mode=mode, resource=res, field='destination')
+        return run
+
+
+def _claim(key, mapping):
+    ports = _ports(mapping['assigned_port'] if mapping['host_port'] == 'auto' else mapping['host_port'])
+    return {'key': key, 'protocol': mapping['protocol'], 'version': _version_of(mapping),
+            'host_ip': mapping.get('host_ip'), 'ports': set(ports), 'mapping': mapping}
+
+
+def _range_text(ports):
+    ports = sorted(ports)
+    if len(ports) > 1 and ports[-1] - ports[0] == len(ports) - 1:
+        return '%d-%d' % (ports[0], ports[-1])
+    return ','.join(str(p) for p in ports)
+
+
+def _host_port(value, res):
+    if value is None or value == '':
+        raise ValidationError('%s: host_port is required (a port, a range "8000-8010" or "auto")' % res,
+                              res, 'host_port', value)
+    if isinstance(value, bool):
+        raise ValidationError('%s: host_port %r is not a port' % (res, value), res, 'host_port', value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text == 'auto':
+            return 'auto'
+        if text.isdigit():
+            value = int(text)
+        elif '-' in text:
+            low, _sep, high = text.partition('-')
+            if not (low.strip().isdigit() and high.strip().isdigit()):
+                raise ValidationError('%s: host_port %r is not a port, a range "A-B" or "auto"' % (res, value),
+                                      res, 'host_port', value)
+            low, high = int(low), int(high)
+            if not 1 <= low < high <= 65535:
+                raise ValidationError('%s: host_port range %r must be A-B with 1 <= A < B <= 65535' % (res, value),
+                                      res, 'host_port', value)
+            return '%d-%d' % (low, high)
+        else:
+            raise ValidationError('%s: host_port %r is not a port, a range "A-B" or "auto"' % (res, value),
+                                  res, 'host_port', value)
+    if not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValidationError('%s: host_port %r is not a port number (1 to 65535)' % (res, value),
+                              res, 'host_port', value)
+    return value
+
+
+def _sets(version, specific):
+    base = 'dnat%d%s_' % (version, '' if specific else '_any')
+    return base + 'addr', base + 'port'
+
+
+def mapping_elements(mapping):
+    """The map elements that publish one mapping."""
+    version = _version_of(mapping)
+    host_ip = mapping.get('host_ip')
+    addr_set, port_set = _sets(version, bool(host_ip))
+    ports = _ports(mapping['assigned_port'] if mapping['host_port'] == 'auto' else mapping['host_port'])
+    comment = _spec(mapping['host_port'])
+    out = set()
+    for offset, port in enumerate(ports):
+        key = (host_ip, mapping['protocol'], port) if host_ip else (mapping['protocol'], port)
+        out.add(Element(INET, addr_set, key, mapping['destination'], comment))
+        out.add(Element(INET, port_set, key, mapping['port'] + offset))
+    return out
+
+
+def _parse(netns, tables):
+    """Every mapping the maps of a namespace hold, by key."""
+    groups = {}
+    for version in (4, 6):
+        for specific in (True, False):
+            addr_set, port_set = _sets(version, specific)
+            for element in tables.elements(INET, addr_set):
+                key = element.key
+                host_ip, proto, hport = key if specific else (None, key[0], key[1])
+                if not isinstance(hport, int) or not isinstance(proto, str):
+                    continue
+                port_el = tables.get(INET, port_set, key)
+                spec = element.comment or str(hport)
+                if spec == 'auto':
+                    group = (version, host_ip, proto, 'auto', hport)
+                elif '-' in spec:
+                    group = (version, host_ip, proto, spec)
+                else:
+                    spec = str(hport)
+                    group = (version, host_ip, proto, spec)
+                groups.setdefault(group, []).append((hport, element, port_el))
+    out = {}
+    for group, members in sorted(groups.items(), key=lambda g: repr(g[0])):
+        version, host_ip, proto, spec = group[:4]
+        members.sort(key=lambda m: m[0])
+        first_port, first, first_port_el = members[0]
+        mapping = {
+            'netns': netns,
+            'protocol': proto,
+            'host_ip': host_ip,
+            'host_port': 'auto' if spec == 'auto' else (int(spec) if spec.isdigit() else spec),
+            'destination': first.value,
+            'port': first_port_el.value if first_port_el is not None else None,
+            'assigned_port': first_port,
+            '_version': version,
+        }
+        if mapping['port'] is not None and mapping['host_port'] != 'auto':
+            # A range starts at its first host port: shift the container port.
+            mapping['port'] = mapping['port'] - (first_port - _ports(mapping['host_port'])[0])
+        elements = set()
+        for _hport, element, port_el in members:
+            elements.add(element)
+            if port_el is not None:
+                elements.add(port_el)
+        mapping['_elements'] = elements
+        complete = mapping['port'] is not None and 1 <= mapping['port'] <= 65535 and \
+            elements == mapping_elements(mapping)
+        mapping['_broken'] = not complete
+        kind_key = (netns, proto, host_ip or _WILDCARD[version],
+                    'auto:%s:%s' % (mapping['destination'], mapping['port']) if spec == 'auto' else spec)
+        if kind_key in out:  # a second auto mapping to the same target: list it by its port
+            mapping['host_port'] = first_port
+            kind_key = kind_key[:3] + (str(first_port),)
+        if mapping['port'] is None:
+            mapping['port'] = 0
+        out[kind_key] = mapping
+    return out
+
+
+def _local_addresses(kernel, netns):
+    local = set()
+    for link in kernel.links(netns).values():
+        for cidr in kernel.addresses(netns, link['index']):
+            local.add(ipaddress.ip_interface(cidr).ip)
+    return local

@@ -1,0 +1,314 @@
+# -*- coding: utf-8 -*-
+"""hostnet.provision.portmap against the real kernel, proven with packets.
+
+The sandbox namespace is "the host": an "outside" namespace hangs off it on
+a veth (198.18.0.0/24, 2001:db8:ff::/64), endpoint namespaces sit on
+managed bridges (hn-br0 198.51.100.0/24, hn-br1 203.0.113.0/24).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from helpers import quartet, run_module, sh
+from traffic import (
+    HOST_V4,
+    HOST_V6,
+    OUTSIDE_V4,
+    Servers,
+    build,
+    elements,
+    foreign,
+    peer_seen,
+    reaches,
+    ruleset,
+    sysctl,
+    wait_file_grows,
+)
+
+WEB = {'host_port': 8080, 'destination': '198.51.100.10', 'port': 80}
+WEB6 = {'host_port': 8080, 'destination': '2001:db8:100::10', 'port': 80}
+
+
+@pytest.fixture
+def servers():
+    srv = Servers()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def net(servers):
+    """Topology plus a TCP server "hello-a" on ep-a port 80 (both families)."""
+    build()
+    servers.tcp('ep-a', 80, 'hello-a')
+    servers.tcp('ep-a', 80, 'hello-a6', family=6)
+    return servers
+
+
+def test_published_port_reachable_from_everywhere_and_gone_after_removal(net):
+    result = run_module('portmap', config=[WEB, WEB6])
+    assert result['changed'] and not result.get('failed')
+    # From outside the host, by the host's address; the endpoint sees the client.
+    assert peer_seen('outside', HOST_V4, 8080) == OUTSIDE_V4
+    assert reaches('outside', HOST_V6, 8080, 'hello-a6')
+    # From a namespace on another bridge.
+    assert reaches('ep-c', HOST_V4, 8080, 'hello-a')
+    assert reaches('ep-c', '198.51.100.1', 8080, 'hello-a')
+    # From an endpoint of the same bridge, and from the destination itself
+    # (hairpin: masqueraded, so the reply comes back through the host).
+    assert peer_seen('ep-b', HOST_V4, 8080) == '198.51.100.1'
+    assert peer_seen('ep-b', '198.51.100.1', 8080) == '198.51.100.1'
+    assert peer_seen('ep-a', HOST_V4, 8080) == '198.51.100.1'
+    assert reaches('ep-a', '2001:db8:100::1', 8080, 'hello-a6')
+    # From the host itself: 127.0.0.1 (DNAT in output, route_localnet on the
+    # bridge) and its own addresses.
+    assert reaches(None, '127.0.0.1', 8080, 'hello-a')
+    assert reaches(None, HOST_V4, 8080, 'hello-a')
+    assert reaches(None, '198.51.100.1', 8080, 'hello-a')
+    assert reaches(None, HOST_V6, 8080, 'hello-a6')
+    assert sysctl(None, 'net', 'ipv4', 'conf', 'hn-br0', 'route_localnet') == '1'
+    # ::1 cannot be DNATed by the kernel (documented): refused, not hanging.
+    assert not reaches(None, '::1', 8080, 'hello-a6', timeout=1)
+
+    removed = run_module('portmap', state='deleted', config=[WEB, WEB6])
+    assert removed['commands'] == ['nftables: unpublish tcp *:8080 -> 198.51.100.10:80',
+                                   'flush conntrack entries to tcp *:8080',
+                                   'nftables: unpublish tcp [::]:8080 -> [2001:db8:100::10]:80',
+                                   'flush conntrack entries to tcp [::]:8080']
+    for netns, address in (('outside', HOST_V4), ('ep-b', HOST_V4), ('ep-a', HOST_V4), (None, '127.0.0.1'),
+                           ('outside', HOST_V6)):
+        assert not reaches(netns, address, 8080, 'hello-a', timeout=1), (netns, address)
+
+
+def test_quartet_and_check_mode_changes_nothing_in_the_ruleset(net):
+    config = [WEB, {'protocol': 'udp', 'host_port': '5000-5002', 'destination': '198.51.100.11', 'port': 6000},
+              {'host_ip': '127.0.0.1', 'host_port': 8443, 'destination': '198.51.100.11', 'port': 443}]
+    before = ruleset()
+    predicted = run_module('portmap', check=True, config=config)
+    assert ruleset() == before
+    first, applied, _again, _check2 = quartet('portmap', config=config)
+    assert predicted['commands'] == applied['commands']
+    assert first['after'] == applied['after']
+    assert [m['assigned_port'] for m in applied['after']] == [8080, 5000, 8443]
+    # One element per host port in each of the two maps, recording the range.
+    addr = elements('inet', 'dnat4_any_addr')
+    assert {'elem': {'val': {'concat': ['udp', 5001]}, 'comment': '5000-5002'}} in [a[0] for a in addr]
+    assert len(elements('inet', 'dnat4_any_port')) == 4
+    assert len(elements('inet', 'dnat4_addr')) == 1
+    # Check mode of a deletion changes nothing either.
+    state = ruleset()
+    assert run_module('portmap', check=True, state='deleted')['changed'] is True
+    assert ruleset() == state
+
+
+def test_range_maps_each_port_to_the_same_offset(net):
+    net.tcp('ep-b', 7001, 'range-7001')
+    run_module('portmap', config=[{'host_port': '9000-9002', 'destination': '198.51.100.11', 'port': 7000}])
+    assert reaches('outside', HOST_V4, 9001, 'range-7001')
+    assert not reaches('outside', HOST_V4, 9000, 'range-7001', timeout=1)
+
+
+def test_host_ip_limits_the_mapping_and_localhost_only_stays_local(net):
+    run_module('portmap', config=[dict(WEB, host_ip='127.0.0.1')])
+    assert reaches(None, '127.0.0.1', 8080, 'hello-a')
+    assert not reaches(None, HOST_V4, 8080, 'hello-a', timeout=1)
+    assert not reaches('outside', HOST_V4, 8080, 'hello-a', timeout=1)
+
+
+def test_127_is_not_opened_to_the_bridge(net):
+    """route_localnet=1 on the bridge must not let endpoints reach the host's
+    127.0.0.1 services nor its localhost-only mappings."""
+    run_module('portmap', config=[dict(WEB, host_ip='127.0.0.1', host_port=8090)])
+    net.tcp(None, 7001, 'host-local')
+    assert reaches(None, '127.0.0.1', 7001, 'host-local')
+    # Teach ep-b to send 127/8 out of eth0 to the gateway (as an attacker would).
+    for cmd in (('ip', 'addr', 'del', '127.0.0.1/8', 'dev', 'lo'),
+                ('ip', 'route', 'del', 'local', '127.0.0.0/8', 'dev', 'lo', 'table', 'local'),
+                ('ip', 'route', 'del', 'local', '127.0.0.1', 'dev', 'lo', 'table', 'local'),
+                ('sysctl', '-qw', 'net.ipv4.conf.eth0.route_localnet=1'),
+                ('sysctl', '-qw', 'net.ipv4.conf.all.route_localnet=1'),
+                ('ip', 'route', 'add', '127.0.0.0/8', 'via', '198.51.100.1', 'dev', 'eth0')):
+        sh(*cmd, netns='ep-b', check=False)
+    assert sh('ip', 'route', 'get', '127.0.0.1', netns='ep-b').stdout.startswith('127.0.0.1 via 198.51.100.1')
+    assert not reaches('ep-b', '127.0.0.1', 7001, 'host-local', timeout=1)
+    assert not reaches('ep-b', '127.0.0.1', 8090, 'hello-a', timeout=1)
+    # Control: without our drop rule the host's 127.0.0.1 would be open.
+    handle = next(r['rule']['handle'] for r in _rules('raw_prerouting'))
+    sh('nft', 'delete', 'rule', 'inet', 'hostnet', 'raw_prerouting', 'handle', str(handle))
+    assert reaches('ep-b', '127.0.0.1', 7001, 'host-local')
+    # ... and a re-run repairs the table's program.
+    repaired = run_module('portmap', config=[dict(WEB, host_ip='127.0.0.1', host_port=8090)])
+    assert repaired['commands'] == ['nftables: restore the rules of tables inet/bridge hostnet']
+    assert not reaches('ep-b', '127.0.0.1', 7001, 'host-local', timeout=1)
+
+
+def _rules(chain):
+    out = subprocess.run(['nft', '-j', 'list', 'chain', 'inet', 'hostnet', chain], check=True,
+                         capture_output=True, text=True).stdout
+    return [o for o in json.loads(out)['nftables'] if 'rule' in o]
+
+
+def test_conntrack_flushed_when_udp_destination_changes(net, tmp_path):
+    sink_a, sink_b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    net.udp_sink('ep-a', 5353, sink_a)
+    net.udp_sink('ep-b', 5353, sink_b)
+    to_a = {'protocol': 'udp', 'host_port': 5353, 'destination': '198.51.100.10', 'port': 5353}
+    run_module('portmap', config=[to_a])
+    net.udp_stream('outside', HOST_V4, 5353, source_port=40000)
+    assert wait_file_grows(sink_a)
+    # Control: changing the map behind the module's back (no flush) leaves the
+    # running flow on its old destination; then put it back.
+    for dest in ('198.51.100.11', '198.51.100.10'):
+        sh('nft', 'delete', 'element', 'inet', 'hostnet', 'dnat4_any_addr', '{ udp . 5353 }')
+        sh('nft', 'add', 'element', 'inet', 'hostnet', 'dnat4_any_addr', '{ udp . 5353 comment "5353" : %s }' % dest)
+        assert wait_file_grows(sink_a)
+        assert not wait_file_grows(sink_b, timeout=1.0)
+    # The module's change flushes the flow's conntrack entry: it moves to ep-b.
+    result = run_module('portmap', config=[dict(to_a, destination='198.51.100.11')])
+    assert 'flush conntrack entries to udp *:5353' in result['commands']
+    assert wait_file_grows(sink_b)
+    conntrack = sh('conntrack', '-L', '-p', 'udp', '--dport', '5353', check=False).stdout
+    assert '198.51.100.10' not in conntrack
+
+
+def test_auto_port_is_chosen_once_and_kept(net):
+    net.tcp(None, 49152, 'busy')  # a listener on the host takes the first candidate
+    auto = {'host_port': 'auto', 'destination': '198.51.100.10', 'port': 80}
+    first = run_module('portmap', config=[auto, {'host_port': 49153, 'destination': '198.51.100.11', 'port': 80}])
+    port = first['after'][0]['assigned_port']
+    assert first['after'][0]['host_port'] == 'auto' and port == 49154
+    assert reaches('outside', HOST_V4, port, 'hello-a')
+    again = run_module('portmap', config=[auto])
+    assert again['changed'] is False
+    gathered = run_module('portmap', state='gathered')['gathered']
+    assert {'netns': None, 'protocol': 'tcp', 'host_ip': None, 'host_port': 'auto', 'destination': '198.51.100.10',
+            'port': 80, 'assigned_port': port} in gathered
+    # The record is the map element's comment: a new process finds it.
+    assert {'elem': {'val': {'concat': ['tcp', port]}, 'comment': 'auto'}} in \
+        [e[0] for e in elements('inet', 'dnat4_any_addr')]
+    assert run_module('portmap', state='overridden', config=gathered)['changed'] is False
+
+
+def test_host_port_clash_is_refused_naming_both(net):
+    run_module('portmap', config=[WEB])
+    state = ruleset()
+    clash = {'host_port': '8079-8081', 'destination': '198.51.100.11', 'port': 80}
+    result = run_module('portmap', fail=True, config=[clash])
+    assert result['msg'] == ('portmap tcp *:8079-8081 -> 198.51.100.11:80-82: host port 8080/tcp is already '
+                             'published by portmap tcp *:8080 -> 198.51.100.10:80')
+    assert result['field'] == 'host_port'
+    # A specific address of the same family clashes with the wildcard too.
+    result = run_module('portmap', fail=True, config=[dict(WEB, host_ip=HOST_V4, destination='198.51.100.11')])
+    assert 'already published by portmap tcp *:8080 -> 198.51.100.10:80' in result['msg']
+    # Within one call: refused before the first item is applied.
+    result = run_module('portmap', fail=True, config=[dict(WEB, host_port=8085),
+                                                      dict(WEB, host_port='8084-8086', destination='198.51.100.11')])
+    assert result['msg'].endswith('host port 8085/tcp is already published by portmap tcp *:8085 -> 198.51.100.10:80')
+    assert result['changed'] is False
+    assert ruleset() == state
+    # Other protocol, other family, other explicit address: no clash.
+    run_module('portmap', config=[dict(WEB, protocol='udp'), WEB6])
+    run_module('portmap', config=[dict(WEB, host_port=8082, host_ip=HOST_V4),
+                                  dict(WEB, host_port=8082, host_ip='198.51.100.1')])
+
+
+def test_overridden_gathered_round_trip_and_deleted(net):
+    config = [WEB, WEB6, {'protocol': 'udp', 'host_port': 53, 'destination': '198.51.100.11', 'port': 53}]
+    run_module('portmap', config=config)
+    gathered = run_module('portmap', state='gathered')['gathered']
+    assert len(gathered) == 3
+    assert run_module('portmap', state='overridden', config=gathered)['changed'] is False
+    result = run_module('portmap', state='overridden', config=[WEB])
+    assert result['commands'] == ['nftables: unpublish tcp [::]:8080 -> [2001:db8:100::10]:80',
+                                  'flush conntrack entries to tcp [::]:8080',
+                                  'nftables: unpublish udp *:53 -> 198.51.100.11:53',
+                                  'flush conntrack entries to udp *:53']
+    assert reaches('outside', HOST_V4, 8080, 'hello-a')
+    assert run_module('portmap', state='deleted')['commands'] == [
+        'nftables: unpublish tcp *:8080 -> 198.51.100.10:80', 'flush conntrack entries to tcp *:8080']
+    assert run_module('portmap', state='gathered')['gathered'] == []
+
+
+def test_other_tables_survive_byte_identical(net):
+    subprocess.run(['nft', '-f', '-'], check=True, text=True, input=(
+        'table inet filter {\n chain forward { type filter hook forward priority 0; policy accept;\n'
+        '  ip saddr 192.0.2.0/24 counter accept\n }\n}\n'
+        'table ip nat {\n chain postrouting { type nat hook postrouting priority 100; policy accept;\n'
+        '  oifname "nothing0" masquerade\n }\n}\n'))
+    theirs = foreign(ruleset())
+    run_module('portmap', config=[WEB, WEB6])
+    run_module('bridge', config=[{'name': 'hn-br0', 'icc': False, 'isolated': True, 'host_access': False}])
+    run_module('portmap', state='overridden', config=[WEB])
+    assert reaches('outside', HOST_V4, 8080, 'hello-a')
+    run_module('portmap', state='deleted')
+    run_module('bridge', state='deleted')
+    assert foreign(ruleset()) == theirs
+    # Nothing of ours is left when nothing is configured.
+    assert 'hostnet' not in ruleset()
+
+
+def test_flush_ruleset_by_someone_else_then_rerun_restores(net):
+    run_module('portmap', config=[WEB])
+    sh('nft', 'flush', 'ruleset')
+    assert not reaches('outside', HOST_V4, 8080, 'hello-a', timeout=1)
+    from traffic import BR0, BR1
+    bridges = run_module('bridge', config=[BR0, BR1])
+    assert bridges['changed'] is True
+    assert run_module('portmap', config=[WEB])['changed'] is True
+    assert reaches('outside', HOST_V4, 8080, 'hello-a')
+    assert reaches(None, '127.0.0.1', 8080, 'hello-a')
+    assert run_module('portmap', config=[WEB])['changed'] is False
+    assert run_module('bridge', config=[BR0, BR1])['changed'] is False
+
+
+def test_forwarding_is_not_changed_silently(net):
+    sh('sysctl', '-qw', 'net.ipv4.ip_forward=0')
+    state = ruleset()
+    result = run_module('portmap', fail=True, config=[WEB])
+    assert 'net.ipv4.ip_forward=0' in result['msg'] and result['field'] == 'enable_forwarding'
+    assert ruleset() == state and sysctl(None, 'net', 'ipv4', 'ip_forward') == '0'
+    check = run_module('portmap', check=True, enable_forwarding=True, config=[WEB])
+    assert check['commands'][0] == 'enable IPv4 forwarding in the current namespace (net.ipv4.ip_forward=1)'
+    assert sysctl(None, 'net', 'ipv4', 'ip_forward') == '0'
+    applied = run_module('portmap', enable_forwarding=True, config=[WEB])
+    assert applied['commands'] == check['commands']
+    assert sysctl(None, 'net', 'ipv4', 'ip_forward') == '1'
+    assert reaches('outside', HOST_V4, 8080, 'hello-a')
+
+
+@pytest.mark.parametrize('item, field, fragment', [
+    ({'host_port': 0, 'destination': '198.51.100.10', 'port': 80}, 'host_port', 'not a port number'),
+    ({'host_port': '90-80', 'destination': '198.51.100.10', 'port': 80}, 'host_port', 'A < B'),
+    ({'host_port': 'many', 'destination': '198.51.100.10', 'port': 80}, 'host_port', 'not a port'),
+    ({'host_port': 8080, 'destination': '198.51.100.300', 'port': 80}, 'destination', 'not a valid'),
+    ({'host_port': 8080, 'destination': '127.0.0.1', 'port': 80}, 'destination', 'not an endpoint'),
+    ({'host_port': 8080, 'destination': '198.51.100.10', 'port': 70000}, 'port', 'not a port number'),
+    ({'host_port': '65530-65535', 'destination': '198.51.100.10', 'port': 65533}, 'port', 'passes 65535'),
+    ({'host_port': 8080, 'host_ip': HOST_V6, 'destination': '198.51.100.10', 'port': 80}, 'destination',
+     'different address families'),
+    ({'host_port': 8080, 'host_ip': '::1', 'destination': '2001:db8:100::10', 'port': 80}, 'host_ip',
+     'does not DNAT IPv6 loopback'),
+    ({'host_port': 'auto', 'destination': '198.51.100.10'}, 'host_port', 'needs destination and port'),
+    ({'host_port': 8080, 'destination': '198.51.100.10'}, 'port', 'required'),
+    ({'host_port': 8080, 'port': 80}, 'destination', 'address family'),
+    ({'host_port': 8080, 'destination': '198.51.100.10', 'port': 80, 'netns': 'missing'}, 'netns', 'does not exist'),
+])
+def test_bad_input_refused_before_any_change(net, item, field, fragment):
+    state = ruleset()
+    result = run_module('portmap', fail=True, config=[dict(WEB, host_port=7070), item])
+    assert fragment in result['msg'], result['msg']
+    assert result['field'] == field
+    assert ruleset() == state
+
+
+def test_libnftables_missing_is_a_clear_error(net, monkeypatch):
+    from ansible_collections.hostnet.provision.plugins.module_utils import _nft
+    monkeypatch.setattr(_nft, 'LIBRARY', 'libnftables-missing.so.1')
+    monkeypatch.setattr(_nft._Lib, 'handle', None)
+    monkeypatch.setattr(_nft._Lib, 'error', None)
+    result = run_module('portmap', fail=True, config=[WEB])
+    assert 'install the package "nftables"' in result['msg'] and 'libnftables1' in result['msg']
