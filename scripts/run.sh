@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Run the main job of hostnet.provision:
+# The main job of hostnet.provision: playbooks/site.yml on the local lab.
 #   sudo bash scripts/run.sh [ansible-playbook options...]
 #
-# For now that is playbooks/demo_segment.yml: it builds a small bridge
-# segment (a bridge with a gateway, two namespaces joined to it by veth
-# pairs), pings across it, shows it and tears it down -- all inside a
-# throwaway network namespace sandbox (scripts/sandbox.sh), so the
-# machine's own network is never touched. Run scripts/setup.sh first.
+# Brings the lab up if it is not running (scripts/lab.sh up: three namespace
+# "hosts" joined by an underlay switch; the machine's own network is never
+# touched), then runs site.yml against it: bridge networks on lab1, isolated
+# tenants on lab2, an overlay across lab1..lab3, and a report proven with
+# real packets. The lab stays up for a look around; `scripts/lab.sh down`
+# removes it. Run scripts/setup.sh first.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,8 +24,14 @@ COLLECTIONS=$REPO/.cache/collections
 mkdir -p "$COLLECTIONS/ansible_collections/hostnet"
 ln -sfn "$REPO" "$COLLECTIONS/ansible_collections/hostnet/provision"
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS
+export PATH=$VENV/bin:$PATH
 
-exec bash "$REPO/scripts/sandbox.sh" \
-    "$VENV/bin/ansible-playbook" -i localhost, -c local \
-    -e "ansible_python_interpreter=$VENV/bin/python" \
-    "$@" "$REPO/playbooks/demo_segment.yml"
+LAB_DIR=${HOSTNET_LAB_DIR:-$REPO/.cache/lab}
+bash "$REPO/scripts/lab.sh" up 3
+
+"$VENV/bin/ansible-playbook" -i "$LAB_DIR/inventory.yml" -i "$REPO/playbooks/inventory/lab" \
+    "$@" "$REPO/playbooks/site.yml"
+
+echo
+echo "The lab is still up: 'sudo bash scripts/lab.sh exec lab1 ip -br addr' to look around,"
+echo "'sudo bash scripts/lab.sh down' to remove it."

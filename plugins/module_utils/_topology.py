@@ -378,6 +378,7 @@ def _derive(nets, ports, facts, veth_prefix):
     for net in nets:
         report = {'name': net['name'], 'bridge': net['bridge'], 'state': net['state'],
                   'icc': net.get('icc', True) is not False, 'isolated': bool(net.get('isolated')),
+                  'host_access': net.get('host_access', True) is not False,
                   'subnets': [str(s['net']) for s in net['subnets']],
                   'gateways': [str(s['gateway']) for s in net['subnets']], 'endpoints': []}
         out['report'].append(report)
