@@ -73,8 +73,8 @@ def report_lines(host, probes=None, bridge_networks=None, tenants=None, overlay=
                 ports = ', '.join('%s:%s->%s/%s' % (p.get('host_ip') or '*', p['host_port'], p['port'],
                                                     p.get('protocol', 'tcp')) for p in ep.get('ports') or [])
                 published = '   published %s' % ports if ports else ''
-                lines.append('    %-12s %-10s %s%s' % (ep['name'], ep.get('interface', ''),
-                                                      ' '.join(ep.get('addresses') or []), published))
+                addresses = ' '.join(ep.get('addresses') or [])
+                lines.append('    %-12s %-10s %s%s' % (ep['name'], ep.get('interface', ''), addresses, published))
     if overlay and overlay.get('state', 'present') == 'present':
         lines.append('overlay %s  vni %s  device %s  bridge %s  this host %s (block %s)  peers %s' % (
             overlay['name'], overlay['vni'], overlay['device'], overlay['bridge'], overlay['host_address'],

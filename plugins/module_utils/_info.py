@@ -78,7 +78,7 @@ def collect(kernel, ctx, netns=None, sections=SECTIONS, process_namespaces_too=F
 
     if 'managed' in sections:
         managed = {}
-        for name, kind_class in sorted((kinds or KINDS).items()):
+        for name, kind_class in (kinds or KINDS).items():
             kind = kind_class(kernel, ctx)
             managed[name] = gather(kind, scope=[s for s in specs if kernel.exists(s)])
         info['managed'] = managed

@@ -38,6 +38,7 @@ def test_report_shows_kernel_state_and_managed_flags():
 def test_managed_part_feeds_back_as_input_unchanged():
     build()
     managed = run_module('net_info', gather=['managed'])['net_info']['managed']
+    assert list(managed) == ['netns', 'bridge', 'veth', 'macvlan', 'vxlan', 'vxlan_peer', 'portmap']
     assert [n['name'] for n in managed['netns']] == ['ni-a', 'ni-b']
     assert [b['name'] for b in managed['bridge']] == ['ni-br0']
     assert [v['name'] for v in managed['veth']] == ['ni-a-h', 'ni-b-h']
