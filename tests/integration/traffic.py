@@ -191,7 +191,7 @@ def build(bridges=(BR0, BR1), endpoints=('ep-a', 'ep-b', 'ep-c')):
     return dict((n, ENDPOINTS[n][1]) for n in endpoints)
 
 
-def settle(netns, address, deadline=5):
+def settle(netns, address, deadline=10):
     """One echo reply within ``deadline`` seconds (one request a second)."""
     flag = '-6' if ':' in address else '-4'
     return sh('ping', flag, '-n', '-q', '-c', '1', '-w', str(deadline), address, netns=netns,
