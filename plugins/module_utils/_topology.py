@@ -428,6 +428,19 @@ def _port_key(port):
     return (port.get('protocol') or 'tcp', port.get('host_ip') or None, str(port.get('host_port')))
 
 
+def _underlay_mtu(facts, dev, local_ip):
+    """The underlay link's MTU minus the VXLAN overhead (50 IPv4, 70 IPv6), or None."""
+    facts = facts or {}
+    if not dev:
+        for name, addrs in ((facts.get('addresses') or {}).get('') or {}).items():
+            if any(a.split('/')[0] == local_ip for a in addrs):
+                dev = name
+    link = next((l for l in (facts.get('links') or {}).get('', []) if l.get('name') == dev), None)
+    if not link or not link.get('mtu'):
+        return None
+    return link['mtu'] - (70 if ':' in local_ip else 50)
+
+
 def plan_overlay(settings, host, members, facts=None):
     """One host's share of an overlay network (VXLAN + bridge + endpoints).
 
@@ -515,11 +528,14 @@ def plan_overlay(settings, host, members, facts=None):
 
     vxlan = {'name': device, 'vni': vni, 'local': me['local_ip'], 'bridge': bridge,
              'port': int(settings.get('port') or 4789)}
-    for field in ('dev', 'mtu'):
-        if settings.get(field):
-            vxlan[field] = settings[field]
+    if settings.get('dev'):
+        vxlan['dev'] = settings['dev']
+    # Everything on the overlay bridge gets the VXLAN's MTU, or large
+    # packets are silently dropped: derive it here when not given.
+    mtu = settings.get('mtu') or _underlay_mtu(facts, settings.get('dev'), me['local_ip'])
+    if mtu:
+        vxlan['mtu'] = mtu
     peers = sorted(m['local_ip'] for m in members if m['name'] != host)
-    mtu = settings.get('mtu')
     veths = []
     for ep_name, addr in endpoints:
         peer = {'name': 'eth0', 'netns': ep_name, 'addresses': ['%s/%d' % (addr, subnet.prefixlen)]}

@@ -140,3 +140,13 @@ def test_overlay_problems(settings, members, fragment):
     with pytest.raises(PlanError) as info:
         plan_overlay(settings, 'lab1', members)
     assert fragment in str(info.value)
+
+
+def test_overlay_mtu_derived_from_the_underlay_for_every_endpoint():
+    from ansible_collections.hostnet.provision.plugins.module_utils._topology import plan_overlay
+    info = {'links': {'': [{'name': 'eth0', 'mtu': 1500}]}, 'addresses': {'': {'eth0': ['198.18.0.11/24']}}}
+    plan = plan_overlay(OVERLAY, 'lab1', MEMBERS, info)
+    assert plan['vxlan']['mtu'] == 1450
+    assert plan['veths'][0]['mtu'] == 1450 and plan['veths'][0]['peer']['mtu'] == 1450
+    assert plan['bridge']['mtu'] == 1450
+    assert plan_overlay(dict(OVERLAY, mtu=1400), 'lab1', MEMBERS, info)['veths'][0]['mtu'] == 1400
