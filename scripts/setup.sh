@@ -25,8 +25,13 @@ log() { printf '==> %s\n' "$*"; }
 #   procps iputils-ping       sysctl, ping for traffic tests
 #   socat                     TCP/UDP listeners and clients in port-mapping tests
 #   ShellCheck                the shellcheck test of ansible-test sanity (skipped without it)
+#   qemu-system-x86 qemu-utils  the Debian 12 VMs of the Molecule scenario `vm` (scripts/vm.sh)
+#   mmdebstrap e2fsprogs        build the VM image (the guest kernel is installed inside the
+#                               image, never on this machine)
+#   openssh-client              ssh to the VMs
 APT_PACKAGES=(python3-venv python3-pip nftables conntrack iproute2 rsync git
-              procps iputils-ping socat shellcheck)
+              procps iputils-ping socat shellcheck
+              qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client)
 
 if [[ ${HOSTNET_SKIP_APT:-0} != 1 ]]; then
     if [[ $(id -u) -ne 0 ]]; then
