@@ -59,8 +59,9 @@ make_venv() {
 }
 
 # Controller / development tooling (ansible-core, ansible-lint, molecule,
-# pyroute2 current, pytest, antsibull-changelog).
-make_venv "$REPO/.venv" -r "$REPO/requirements-dev.txt"
+# pyroute2 current, pytest, antsibull-changelog), and matplotlib for the
+# benchmark's plot (bench/requirements.txt, the bench's only dependency).
+make_venv "$REPO/.venv" -r "$REPO/requirements-dev.txt" -r "$REPO/bench/requirements.txt"
 
 # The pyroute2 release Debian 12 ships (python3-pyroute2 0.7.2), to prove the
 # engine against the oldest supported version.
@@ -102,4 +103,4 @@ PY
     mv "$GET_PIP.tmp" "$GET_PIP"
 fi
 
-log "done: $("$REPO/.venv/bin/ansible" --version | head -n1)"
+log "done: $("$REPO/.venv/bin/ansible" --version | sed -n 1p)"
