@@ -236,7 +236,7 @@ def test_overridden_gathered_round_trip_and_deleted(net):
 def test_other_tables_survive_byte_identical(net):
     subprocess.run(['nft', '-f', '-'], check=True, text=True, input=(
         'table inet filter {\n chain forward { type filter hook forward priority 0; policy accept;\n'
-        '  ip saddr 192.0.2.0/24 counter accept\n }\n}\n'
+        '  ip saddr 198.18.2.0/24 counter accept\n }\n}\n'
         'table ip nat {\n chain postrouting { type nat hook postrouting priority 100; policy accept;\n'
         '  oifname "nothing0" masquerade\n }\n}\n'))
     theirs = foreign(ruleset())

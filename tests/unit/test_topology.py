@@ -34,8 +34,8 @@ def test_existing_addresses_are_kept_so_nothing_renumbers():
 
 @pytest.mark.parametrize('networks, routes, fragment', [
     ([WEB, dict(WEB, name='web2', subnet='198.51.100.128/25')], [], 'overlaps subnet 198.51.100.0/24 of network web'),
-    ([WEB], [{'dest': '198.51.100.0/25', 'via': '192.0.2.1', 'dev': 'eth0'}],
-     'collides with the host route 198.51.100.0/25 via 192.0.2.1 dev eth0'),
+    ([WEB], [{'dest': '198.51.100.0/25', 'via': '198.18.2.1', 'dev': 'eth0'}],
+     'collides with the host route 198.51.100.0/25 via 198.18.2.1 dev eth0'),
     ([dict(WEB, bridge='a-very-long-bridge')], [], "is 18 bytes long"),
     ([dict(WEB, endpoints=[{'name': 'w1', 'address': '203.0.113.5'}])], [], 'outside subnet 198.51.100.0/24'),
     ([dict(WEB, endpoints=[{'name': 'w1', 'address': '198.51.100.9'}, {'name': 'w2', 'address': '198.51.100.9'}])],
@@ -63,7 +63,7 @@ def test_all_problems_reported_at_once():
 
 
 def test_own_routes_and_default_route_do_not_collide():
-    routes = [{'dest': 'default', 'via': '192.0.2.1', 'dev': 'eth0'},
+    routes = [{'dest': 'default', 'via': '198.18.2.1', 'dev': 'eth0'},
               {'dest': '198.51.100.0/24', 'dev': 'br-web', 'via': None},   # our bridge's connected route
               {'dest': '198.51.100.0/24', 'dev': 'x', 'managed': True}]
     assert plan_networks([WEB], facts(routes=routes))['bridges']
