@@ -10,23 +10,57 @@ gets an actionable message instead of a traceback.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import traceback
 
-__all__ = ['HAS_PYROUTE2', 'PYROUTE2_IMPORT_ERROR', 'PYROUTE2_VERSION', 'require_pyroute2']
+__all__ = ['HAS_PYROUTE2', 'PYROUTE2_IMPORT_ERROR', 'require_pyroute2']
 
-try:
-    import pyroute2  # noqa: F401  pylint: disable=unused-import
-    from pyroute2 import IPRoute  # noqa: F401  pylint: disable=unused-import
-    from pyroute2.netlink.exceptions import NetlinkError  # noqa: F401  pylint: disable=unused-import
-    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted  # noqa: F401  pylint: disable=unused-import
-except ImportError:
-    HAS_PYROUTE2 = False
-    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
-    PYROUTE2_VERSION = None
-else:
-    HAS_PYROUTE2 = True
-    PYROUTE2_IMPORT_ERROR = None
-    PYROUTE2_VERSION = getattr(pyroute2, '__version__', 'unknown')
+# pyroute2 takes about half a second to import, more than a whole run of a
+# module that only reads (the reads go over the engine's own rtnetlink
+# socket). Whether it is installed is decided here without importing it; the
+# names below are imported on first use.
+_LAZY = {
+    'IPRoute': ('pyroute2', 'IPRoute'),
+    'NetlinkError': ('pyroute2.netlink.exceptions', 'NetlinkError'),
+    'NetlinkDumpInterrupted': ('pyroute2.netlink.exceptions', 'NetlinkDumpInterrupted'),
+}
+
+
+def _installed():
+    try:
+        return importlib.util.find_spec('pyroute2') is not None
+    except (ImportError, ValueError):
+        return False
+
+
+HAS_PYROUTE2 = _installed()
+PYROUTE2_IMPORT_ERROR = None if HAS_PYROUTE2 else "ModuleNotFoundError: No module named 'pyroute2'"
+
+
+def __getattr__(name):
+    """IPRoute, NetlinkError, NetlinkDumpInterrupted and PYROUTE2_VERSION,
+    imported when first asked for."""
+    if name == 'PYROUTE2_VERSION':
+        if not HAS_PYROUTE2:
+            return None
+        return getattr(_import('pyroute2'), '__version__', 'unknown')
+    if name not in _LAZY:
+        raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    module, attr = _LAZY[name]
+    value = getattr(_import(module), attr)
+    globals()[name] = value
+    return value
+
+
+def _import(module):
+    require_pyroute2()
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        from ansible_collections.hostnet.provision.plugins.module_utils._errors import MissingDependency
+        raise MissingDependency('the Python library pyroute2 is installed on the target but cannot be imported:\n%s'
+                                % traceback.format_exc(), field='pyroute2') from None
 
 
 def require_pyroute2():

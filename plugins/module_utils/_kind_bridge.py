@@ -36,9 +36,10 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     address_ops,
     attribute_ops,
     claim,
+    managed_link_keys,
     one_prefix_per_ipv6,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
 from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element
 from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
@@ -132,14 +133,7 @@ class BridgeKind(ResourceKind):
         return out
 
     def managed_keys(self, scope):
-        keys = []
-        for netns in scope:
-            if not self.kernel.exists(netns):
-                continue
-            for link in self.kernel.links(netns).values():
-                if link['kind'] == 'bridge' and is_managed(link):
-                    keys.append((netns, link['name']))
-        return keys
+        return managed_link_keys(self.kernel, scope, 'bridge')
 
     def plan(self, key, before, after):
         netns, name = key

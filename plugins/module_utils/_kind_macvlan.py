@@ -39,6 +39,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     address_ops,
     attribute_ops,
     claim,
+    managed_link_keys,
     read_routes,
     repair_op,
     route_ops,
@@ -191,14 +192,7 @@ class MacvlanKind(ResourceKind):
             and upper_parent is not None and upper_parent['name'] == parent
 
     def managed_keys(self, scope):
-        keys = []
-        for netns in scope:
-            if not self.kernel.exists(netns):
-                continue
-            for link in self.kernel.links(netns).values():
-                if link['kind'] == 'macvlan' and _parse_hint(link['alias']) is not None:
-                    keys.append((netns, link['name']))
-        return keys
+        return managed_link_keys(self.kernel, scope, 'macvlan', owned=lambda link: _parse_hint(link['alias']) is not None)
 
     # -- decide -----------------------------------------------------------
 

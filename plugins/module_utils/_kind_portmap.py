@@ -44,7 +44,6 @@ __all__ = ['PortmapKind', 'PROTOCOLS', 'AUTO_PORTS', 'describe', 'mapping_elemen
 PROTOCOLS = ('tcp', 'udp', 'sctp')
 AUTO_PORTS = (49152, 65535)
 _WILDCARD = {4: '0.0.0.0', 6: '::'}
-_IFLA_BRPORT_MODE = 'IFLA_BRPORT_MODE'
 
 
 def _version_of(item):
@@ -102,6 +101,8 @@ class PortmapKind(ResourceKind):
         self._requested = {}     # (netns, protocol) -> explicit host ports of this call
         self._hairpin = {}       # netns -> {port ifindex: hairpin on}
         self._hairpin_planned = set()
+        self._bridge_ports = {}  # (netns, bridge ifindex) -> its managed ports
+        self._hairpin_bridges = set()  # (netns, bridge ifindex) whose ports were planned
         self._bound = {}         # (netns, protocol) -> ports bound by sockets (read once)
 
     # -- identity and input ------------------------------------------------------
@@ -396,10 +397,13 @@ class PortmapKind(ResourceKind):
         link = self.kernel.link(netns, bridge)
         if link is None:
             return []
+        if (netns or '', link['index']) in self._hairpin_bridges:
+            return []  # every port of this bridge was looked at for an earlier mapping
+        self._hairpin_bridges.add((netns or '', link['index']))
         modes = self._hairpin_modes(netns, res)
         ops = []
-        for port in sorted(self.kernel.links(netns).values(), key=lambda l: l['name']):
-            if port['master'] != link['index'] or not is_managed(port) or modes.get(port['index']):
+        for port in self._managed_ports(netns, link['index']):
+            if modes.get(port['index']):
                 continue
             if (netns or '', port['name']) in self._hairpin_planned:
                 continue
@@ -409,15 +413,23 @@ class PortmapKind(ResourceKind):
                           self._set_hairpin(netns, port['name'], 0, res)))
         return ops
 
+    def _managed_ports(self, netns, bridge_index):
+        """The managed ports of a bridge by name, listed once per bridge and run
+        (N published ports on one bridge would otherwise scan every link N times)."""
+        key = (netns or '', bridge_index)
+        ports = self._bridge_ports.get(key)
+        if ports is None:
+            ports = self._bridge_ports[key] = sorted(
+                (port for port in self.kernel.links(netns).values()
+                 if port['master'] == bridge_index and is_managed(port)), key=lambda l: l['name'])
+        return ports
+
     def _hairpin_modes(self, netns, res):
         modes = self._hairpin.get(netns or '')
         if modes is None:
-            modes = {}
-            for msg in self.kernel.call(netns, 'list bridge ports', 'get_links', resource=res):
-                info = msg.get_attr('IFLA_LINKINFO')
-                data = info.get_attr('IFLA_INFO_SLAVE_DATA') if info is not None else None
-                if info is not None and info.get_attr('IFLA_INFO_SLAVE_KIND') == 'bridge' and data is not None:
-                    modes[msg['index']] = bool(data.get_attr(_IFLA_BRPORT_MODE))
+            # Bridge ports carry their hairpin mode in the link dump.
+            modes = dict((link['index'], link['hairpin']) for link in self.kernel.links(netns, res).values()
+                         if 'hairpin' in link)
             self._hairpin[netns or ''] = modes
         return modes
 
@@ -425,10 +437,10 @@ class PortmapKind(ResourceKind):
         kernel = self.kernel
 
         def run():
-            link = kernel.link(netns, name, res)
-            if link is not None:
-                kernel.call(netns, 'set hairpin mode of %s' % name, 'brport', 'set', index=link['index'],
-                            mode=mode, resource=res, field='destination')
+            index = kernel.link_index(netns, name, res)
+            if index is not None:
+                kernel.bridge_port_set(netns, res, index, mode, action='set hairpin mode of %s' % name,
+                                       field='destination')
         return run
 
 

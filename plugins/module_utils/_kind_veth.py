@@ -35,6 +35,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     address_ops,
     attribute_ops,
     claim,
+    managed_link_keys,
     one_prefix_per_ipv6,
     read_routes,
     repair_op,
@@ -175,14 +176,7 @@ class VethKind(ResourceKind):
         return peer
 
     def managed_keys(self, scope):
-        keys = []
-        for netns in scope:
-            if not self.kernel.exists(netns):
-                continue
-            for link in self.kernel.links(netns).values():
-                if link['kind'] == 'veth' and _parse_hint(link['alias']) is not None:
-                    keys.append((netns, link['name']))
-        return keys
+        return managed_link_keys(self.kernel, scope, 'veth', owned=lambda link: _parse_hint(link['alias']) is not None)
 
     # -- decide -----------------------------------------------------------
 
@@ -301,8 +295,7 @@ class VethKind(ResourceKind):
         host.set(ifalias=_host_alias(pcfg['name'], pcfg['netns']))
         peer.set(ifalias=_PEER_TAG, state='up')
         if after.get('bridge'):
-            bridge = kernel.link(netns, after['bridge'], res)
-            host.set(field='bridge', value=after['bridge'], master=bridge['index'])
+            host.set(field='bridge', value=after['bridge'], master=_bridge_index(kernel, netns, after['bridge'], res))
         host.set(state='up')
 
     def _master_op(self, res, netns, host, old, new):
@@ -310,7 +303,7 @@ class VethKind(ResourceKind):
 
         def setter(bridge):
             def run():
-                index = kernel.link(netns, bridge, res)['index'] if bridge else 0
+                index = _bridge_index(kernel, netns, bridge, res) if bridge else 0
                 host.set(field='bridge', value=bridge, master=index)
             return run
         text = 'attach %s to bridge %s' % (host.name, new) if new else 'detach %s from bridge %s' % (host.name, old)
@@ -319,3 +312,11 @@ class VethKind(ResourceKind):
 
 def _up(ref):
     return lambda: ref.set(state='up')
+
+
+def _bridge_index(kernel, netns, bridge, res):
+    """The bridge's ifindex when a port is attached (checked to exist at plan time)."""
+    index = kernel.link_index(netns, bridge, res)
+    if index is None:
+        raise LinkNotFound('%s: bridge %r vanished while being configured' % (res, bridge), res, 'bridge', bridge)
+    return index

@@ -34,8 +34,9 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     address_ops,
     attribute_ops,
     claim,
+    managed_link_keys,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
 
 __all__ = ['VxlanKind', 'DEFAULT_PORT', 'overhead']
 
@@ -138,14 +139,7 @@ class VxlanKind(ResourceKind):
         return master['name'] if master else None
 
     def managed_keys(self, scope):
-        keys = []
-        for netns in scope:
-            if not self.kernel.exists(netns):
-                continue
-            for link in self.kernel.links(netns).values():
-                if link['kind'] == 'vxlan' and is_managed(link):
-                    keys.append((netns, link['name']))
-        return keys
+        return managed_link_keys(self.kernel, scope, 'vxlan')
 
     # -- decide -----------------------------------------------------------
 

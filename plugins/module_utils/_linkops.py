@@ -21,7 +21,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op
 from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
 
-__all__ = ['LinkRef', 'one_prefix_per_ipv6', 'attribute_ops', 'address_ops', 'route_ops', 'repair_op', 'claim', 'read_routes']
+__all__ = ['LinkRef', 'managed_link_keys', 'one_prefix_per_ipv6', 'attribute_ops', 'address_ops', 'route_ops', 'repair_op', 'claim', 'read_routes']
 
 
 class LinkRef:
@@ -38,14 +38,20 @@ class LinkRef:
         return self.kernel.link(self.netns, self.name, self.resource)
 
     def index(self):
-        link = self.get()
-        if link is None:
+        index = self.kernel.link_index(self.netns, self.name, self.resource)
+        if index is None:
             raise LinkNotFound('%s: link %s vanished while being configured' % (self.resource, self.name),
                                self.resource, self.field, self.name)
-        return link['index']
+        return index
 
     def set(self, field=None, value=None, **kwargs):
         self.kernel.link_set(self.netns, self.resource, self.index(), field=field, value=value, **kwargs)
+
+
+def managed_link_keys(kernel, scope, kind, owned=is_managed):
+    """(netns, name) of every link of a kind that the collection owns in the scope."""
+    return [(netns, link['name']) for netns in scope if kernel.exists(netns)
+            for link in kernel.links(netns).values() if link['kind'] == kind and owned(link)]
 
 
 def claim(link, kind, resource, name, netns):

@@ -5,21 +5,27 @@
 
 Private to the hostnet.provision collection.
 
-``Kernel`` opens one pyroute2 socket per namespace (entering it once) and
+``Kernel`` opens one rtnetlink socket per namespace (entering it once) and
 keeps one dump of links, addresses and routes per namespace, refreshed only
-after a change there. Everything it returns is plain JSON-safe data; every
-netlink error passes through ``Kernel.call`` and leaves as one of our typed
-errors.
+after a change there. Dumps, lookups and the small writes every endpoint
+needs go over that socket in the wire format of ``_rtnl``; link creation and
+the rarer requests go through pyroute2, whose socket in a namespace is
+opened only when first needed. Everything it returns is plain JSON-safe
+data; every netlink error passes through ``Kernel.call`` or ``Kernel._rt``
+and leaves as one of our typed errors.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import ipaddress
 import os
 import socket
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _deps
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
+from ansible_collections.hostnet.provision.plugins.module_utils import _rtnl
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     HostnetError,
     KernelError,
@@ -35,9 +41,7 @@ OWNER_TAG = 'hostnet.provision'
 # shows it as a number; 4 = "static" would be shared with other tools).
 RTPROT_HOSTNET = 0x68
 
-_IFF_UP = 0x1
 _IFA_F_NODAD = 0x02
-_IFA_F_PERMANENT = 0x80
 _RT_TABLE_MAIN = 254
 _RT_SCOPE_LINK = 253
 _NUD_NOARP = 0x40
@@ -46,7 +50,11 @@ _NTF_SELF = 0x02
 # Requests that only read: they leave a namespace's cached dumps valid.
 _READS = ('get_links', 'get_addr', 'get_routes', 'get_neighbours')
 _DUMP_ATTEMPTS = 5
-# IFLA_MACVLAN_MODE bits, for a pyroute2 that returns the number.
+# Link attributes the rtnetlink socket sets itself; others go through pyroute2.
+_RT_LINK_SET = frozenset(('state', 'ifalias', 'master', 'mtu', 'address'))
+_RT_VETH = frozenset(('ifname', 'kind', 'peer', 'mtu', 'address'))
+_RT_VETH_PEER = frozenset(('ifname', 'net_ns_fd', 'mtu', 'address'))
+# IFLA_MACVLAN_MODE bits.
 _MACVLAN_MODES = {1: 'private', 2: 'vepa', 4: 'bridge', 8: 'passthru', 16: 'source'}
 
 
@@ -55,104 +63,84 @@ def is_managed(link):
     return alias == OWNER_TAG or alias.startswith(OWNER_TAG + ' ')
 
 
-def _attr(msg, name, default=None):
-    value = msg.get_attr(name)
-    return default if value is None else value
-
-
 def _link_to_dict(msg):
-    info = msg.get_attr('IFLA_LINKINFO')
-    kind = info.get_attr('IFLA_INFO_KIND') if info is not None else None
-    data = info.get_attr('IFLA_INFO_DATA') if info is not None else None
-    link = {
-        'index': msg['index'],
-        'name': msg.get_attr('IFLA_IFNAME'),
-        'kind': kind,
-        'alias': msg.get_attr('IFLA_IFALIAS'),
-        'mtu': msg.get_attr('IFLA_MTU'),
-        'mac': msg.get_attr('IFLA_ADDRESS'),
-        'up': bool(msg['flags'] & _IFF_UP),
-        'master': msg.get_attr('IFLA_MASTER'),
-        'link': msg.get_attr('IFLA_LINK'),
-        'link_netnsid': msg.get_attr('IFLA_LINK_NETNSID'),
-    }
-    if kind == 'bridge' and data is not None and hasattr(data, 'get_attr'):
-        link['bridge'] = {
-            'stp': bool(_attr(data, 'IFLA_BR_STP_STATE', 0)),
-            'forward_delay': _attr(data, 'IFLA_BR_FORWARD_DELAY'),
-            'vlan_filtering': bool(_attr(data, 'IFLA_BR_VLAN_FILTERING', 0)),
-        }
-    elif kind == 'vxlan' and data is not None and hasattr(data, 'get_attr'):
-        # pyroute2 0.7.2 and 0.9.x both decode IFLA_VXLAN_PORT (be16) to
-        # host order; the group/local of the other family is absent.
-        link['vxlan'] = {
-            'vni': data.get_attr('IFLA_VXLAN_ID'),
-            'port': data.get_attr('IFLA_VXLAN_PORT'),
-            'local': data.get_attr('IFLA_VXLAN_LOCAL') or data.get_attr('IFLA_VXLAN_LOCAL6'),
-            'group': data.get_attr('IFLA_VXLAN_GROUP') or data.get_attr('IFLA_VXLAN_GROUP6'),
-            'link': data.get_attr('IFLA_VXLAN_LINK'),
-            'learning': bool(_attr(data, 'IFLA_VXLAN_LEARNING', 0)),
-        }
-    elif kind == 'macvlan' and data is not None and hasattr(data, 'get_attr'):
-        mode = data.get_attr('IFLA_MACVLAN_MODE')
-        link['macvlan'] = {'mode': _MACVLAN_MODES.get(mode, mode)}
-    elif kind == 'vlan' and data is not None and hasattr(data, 'get_attr'):
-        link['vlan'] = {'id': data.get_attr('IFLA_VLAN_ID')}
+    """A link (RTM_NEWLINK payload) as a plain dict."""
+    link = _rtnl.parse_link(msg)
+    macvlan = link.get('macvlan')
+    if macvlan is not None:
+        macvlan['mode'] = _MACVLAN_MODES.get(macvlan['mode'], macvlan['mode'])
     return link
 
 
 def _neigh_to_dict(msg):
-    """A neighbour or FDB entry (RTM_NEWNEIGH) as a plain dict."""
+    """A neighbour or FDB entry (RTM_NEWNEIGH payload) as a plain dict."""
+    entry = _rtnl.parse_neigh(msg)
     return {
-        'index': msg['ifindex'],
-        'family': msg['family'],
-        'state': msg['state'],
-        'flags': msg['flags'],
-        'mac': (msg.get_attr('NDA_LLADDR') or '').lower() or None,
-        'dst': msg.get_attr('NDA_DST'),
-        'master': msg.get_attr('NDA_MASTER'),
-        'permanent': bool(msg['state'] & _NUD_PERMANENT),
-        'self': bool(msg['flags'] & _NTF_SELF),
+        'index': entry['ifindex'],
+        'family': entry['family'],
+        'state': entry['state'],
+        'flags': entry['flags'],
+        'mac': (entry['lladdr'] or '').lower() or None,
+        'dst': entry['dst'],
+        'master': entry['master'],
+        'permanent': bool(entry['state'] & _NUD_PERMANENT),
+        'self': bool(entry['flags'] & _NTF_SELF),
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def _cidr(value, prefixlen):
+    return str(ipaddress.ip_interface('%s/%d' % (value, prefixlen)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _prefix(dst, dst_len):
+    return str(ipaddress.ip_network('%s/%d' % (dst, dst_len), strict=False))
+
+
 def _addr_to_dict(msg):
-    family = msg['family']
-    value = msg.get_attr('IFA_ADDRESS') if family == socket.AF_INET6 else \
-        (msg.get_attr('IFA_LOCAL') or msg.get_attr('IFA_ADDRESS'))
+    family, prefixlen, scope, index, value = _rtnl.parse_addr(msg)
     return {
-        'index': msg['index'],
-        'address': str(ipaddress.ip_interface('%s/%d' % (value, msg['prefixlen']))),
-        'scope': msg['scope'],
+        'index': index,
+        'address': _cidr(value, prefixlen),
+        'scope': scope,
         'family': family,
     }
 
 
 def _route_to_dict(msg):
-    family = msg['family']
-    dst = msg.get_attr('RTA_DST')
-    dest = 'default' if dst is None and msg['dst_len'] == 0 else \
-        str(ipaddress.ip_network('%s/%d' % (dst, msg['dst_len']), strict=False))
+    route = _rtnl.parse_route(msg)
+    dst = route['dst']
+    dest = 'default' if dst is None and route['dst_len'] == 0 else _prefix(dst, route['dst_len'])
     return {
-        'family': family,
+        'family': route['family'],
         'dest': dest,
-        'via': msg.get_attr('RTA_GATEWAY'),
-        'oif': msg.get_attr('RTA_OIF'),
-        'metric': msg.get_attr('RTA_PRIORITY'),
-        'table': msg.get_attr('RTA_TABLE') or msg['table'],
-        'proto': msg['proto'],
-        'type': msg['type'],
-        'scope': msg['scope'],
+        'via': route['gateway'],
+        'oif': route['oif'],
+        'metric': route['priority'],
+        'table': route['table'],
+        'proto': route['proto'],
+        'type': route['type'],
+        'scope': route['scope'],
     }
 
 
 class _Namespace:
-    """One namespace: its socket, its fd and its cached dumps."""
+    """One namespace: its sockets, its fd and its cached dumps.
 
-    def __init__(self, spec, fd, ipr):
+    ``rt`` (opened inside the namespace when the session starts) carries the
+    dumps, lookups and small writes; the pyroute2 socket ``ipr`` is opened
+    inside the namespace only when something needs pyroute2 there (link
+    creation and the less common requests).
+    """
+
+    def __init__(self, spec, fd, rt):
         self.spec = spec
         self.fd = fd
-        self.ipr = ipr
+        self.rt = rt
+        self._ipr = None
+        # The kernel's write generation these caches were read at.
+        self.generation = 0
         self._links = None
         self._addrs = None
         self._routes = None
@@ -163,12 +151,36 @@ class _Namespace:
         # again, which would make a plan of N creates cost N dumps of N links.
         self.stale = False
         self._fresh = {}
+        # name → index, kept across writes that cannot remove or renumber a
+        # link (see Kernel.link_index).
+        self._index = {}
+        self.index_generation = 0
+
+    @property
+    def ipr(self):
+        if self._ipr is None:
+            with _nsfs.entered(self.fd):
+                self._ipr = _deps.IPRoute()
+        return self._ipr
 
     def invalidate(self):
         self.stale = True
         self._fresh = {}
         self._addrs = self._routes = None
         self._fdb = self._neigh = None
+
+    def close(self):
+        ipr, self._ipr = self._ipr, None
+        fd, self.fd = self.fd, None
+        try:
+            if ipr is not None:
+                ipr.close()
+        finally:
+            try:
+                self.rt.close()
+            finally:
+                if fd is not None:
+                    os.close(fd)
 
 
 class Kernel:
@@ -181,6 +193,13 @@ class Kernel:
         _deps.require_pyroute2()
         self._ns = {}
         self._kinds = {}
+        # Bumped by every write: a write can change other namespaces too
+        # (deleting a veth removes its peer over there), so every cached view
+        # older than the last write is stale. Comparing one number per read
+        # keeps that rule without touching every session on every write.
+        self._generation = 0
+        # Bumped by every write that may delete, move or renumber a link.
+        self._index_generation = 0
 
     def __enter__(self):
         return self
@@ -190,13 +209,9 @@ class Kernel:
         return False
 
     def close(self):
-        for ns in self._ns.values():
-            try:
-                ns.ipr.close()
-            finally:
-                if ns.fd is not None:
-                    os.close(ns.fd)
-        self._ns = {}
+        sessions, self._ns = list(self._ns.values()), {}
+        for ns in sessions:
+            ns.close()
 
     # -- sessions ---------------------------------------------------------
 
@@ -204,20 +219,30 @@ class Kernel:
         return spec or ''
 
     def session(self, spec, resource=None, field='netns'):
-        """The namespace session for a spec (opened on first use)."""
+        """The namespace session for a spec (opened on first use), with its
+        cached views dropped if the kernel was written to since they were read."""
         key = self._key(spec)
         ns = self._ns.get(key)
         if ns is None:
             fd = None if not key else _nsfs.open_namespace(key, resource, field)
             try:
                 with _nsfs.entered(fd):
-                    ipr = _deps.IPRoute()
+                    rt = _rtnl.RtSocket()
             except OSError as exc:
                 if fd is not None:
                     os.close(fd)
                 raise translate_os_error(exc, 'open netlink socket in %s' % _nsfs.spec_label(spec),
                                          resource, field, spec) from None
-            ns = self._ns[key] = _Namespace(key, fd, ipr)
+            ns = self._ns[key] = _Namespace(key, fd, rt)
+            ns.generation = self._generation
+            ns.index_generation = self._index_generation
+            return ns
+        if ns.generation != self._generation:
+            ns.invalidate()
+            ns.generation = self._generation
+        if ns.index_generation != self._index_generation:
+            ns._index = {}
+            ns.index_generation = self._index_generation
         return ns
 
     def exists(self, spec):
@@ -233,21 +258,21 @@ class Kernel:
     def forget(self, spec):
         """Drop a session (its namespace is about to go away)."""
         ns = self._ns.pop(self._key(spec), None)
+        # Links die with their namespace (and veth peers elsewhere with them).
+        self._index_generation += 1
         if ns is not None:
-            ns.ipr.close()
-            if ns.fd is not None:
-                os.close(ns.fd)
+            ns.close()
 
     def call(self, spec, action, method, *args, resource=None, field=None, value=None, **kwargs):
-        """Run one pyroute2 request; the one place netlink errors are translated.
+        """Run one pyroute2 request; netlink errors leave translated.
 
         A dump the kernel marks as interrupted (the table changed while it
         was read) is retried a few times.
         """
-        ns = self.session(spec, resource)
         read = method in _READS or (args and args[0] == 'get')
         attempts = _DUMP_ATTEMPTS if read else 1
         try:
+            ns = self.session(spec, resource)
             for attempt in range(attempts):
                 try:
                     result = getattr(ns.ipr, method)(*args, **kwargs)
@@ -259,10 +284,29 @@ class Kernel:
             raise translate_os_error(exc, action, resource, field, value) from None
         finally:
             if not read:
-                # A write can change other namespaces too (deleting a veth
-                # removes its peer over there): every view goes stale.
-                for other in self._ns.values():
-                    other.invalidate()
+                self._generation += 1
+                self._index_generation += 1
+
+    def _rt(self, spec, action, msg_type, body, mode='write', flags=0, resource=None, field=None, value=None):
+        """One request on the namespace's own rtnetlink socket (see _rtnl);
+        the same retries, translation and staleness rules as ``call``."""
+        attempts = _DUMP_ATTEMPTS if mode == 'dump' else 1
+        try:
+            ns = self.session(spec, resource)
+            for attempt in range(attempts):
+                try:
+                    return ns.rt.request(msg_type, flags, body, mode)
+                except _rtnl.DumpInterrupted:
+                    if attempt + 1 == attempts:
+                        raise OSError(errno.EINTR, 'dump interrupted %d times' % attempts) from None
+        except OSError as exc:
+            raise translate_os_error(exc, action, resource, field, value) from None
+        finally:
+            if mode == 'write':
+                self._generation += 1
+                if msg_type == _rtnl.RTM_DELLINK:
+                    self._index_generation += 1
+        return []
 
     # -- reads --------------------------------------------------------------
 
@@ -270,13 +314,15 @@ class Kernel:
         """name → link dict, one dump per namespace until something changes."""
         ns = self.session(spec, resource)
         if ns._links is None or ns.stale:
-            msgs = self.call(spec, 'list links', 'get_links', resource=resource)
+            msgs = self._rt(spec, 'list links', _rtnl.RTM_GETLINK, _rtnl.link_dump_request(), 'dump',
+                            resource=resource)
             ns._links = {}
             for msg in msgs:
                 link = _link_to_dict(msg)
                 ns._links[link['name']] = link
             ns.stale = False
             ns._fresh = {}
+            ns._index = dict((name, link['index']) for name, link in ns._links.items())
         return ns._links
 
     def link(self, spec, name, resource=None):
@@ -286,11 +332,30 @@ class Kernel:
             return self.links(spec, resource).get(name)
         if name not in ns._fresh:
             try:
-                msgs = self.call(spec, 'look up link %s' % name, 'link', 'get', ifname=name, resource=resource)
+                msgs = self._rt(spec, 'look up link %s' % name, _rtnl.RTM_GETLINK, _rtnl.link_get_request(name),
+                                'get', resource=resource)
             except LinkNotFound:
                 msgs = []
             ns._fresh[name] = _link_to_dict(msgs[0]) if msgs else None
         return ns._fresh[name]
+
+    def link_index(self, spec, name, resource=None):
+        """The index of a link by name, None if there is none.
+
+        Unlike the rest of a link, its index cannot change while the link
+        exists under that name, so it is kept across the writes that cannot
+        delete, rename or move a link (addresses, routes, neighbours, link
+        flags, alias, master, MTU, MAC, new links); a deleted link, a
+        pyroute2 write or a forgotten namespace drops what is kept.
+        """
+        ns = self.session(spec, resource)
+        index = ns._index.get(name)
+        if index is None:
+            link = self.link(spec, name, resource)
+            if link is None:
+                return None
+            index = ns._index[name] = link['index']
+        return index
 
     def link_by_index(self, spec, index):
         for link in self.links(spec).values():
@@ -302,25 +367,28 @@ class Kernel:
         """Addresses of a link, link-local IPv6 left out (kernel-chosen)."""
         ns = self.session(spec, resource)
         if ns._addrs is None:
-            ns._addrs = {}
-            for msg in self.call(spec, 'list addresses', 'get_addr', resource=resource):
+            addrs = {}
+            for msg in self._rt(spec, 'list addresses', _rtnl.RTM_GETADDR, _rtnl.addr_dump_request(), 'dump',
+                                resource=resource):
                 addr = _addr_to_dict(msg)
                 if addr['family'] == socket.AF_INET6 and addr['scope'] == _RT_SCOPE_LINK:
                     continue
-                ns._addrs.setdefault(addr['index'], []).append(addr['address'])
+                addrs.setdefault(addr['index'], []).append(addr['address'])
+            ns._addrs = addrs
         return list(ns._addrs.get(index, []))
 
     def routes(self, spec, resource=None):
         """Unicast routes of the main table, both families."""
         ns = self.session(spec, resource)
         if ns._routes is None:
-            ns._routes = []
+            routes = []
             for family in (socket.AF_INET, socket.AF_INET6):
-                for msg in self.call(spec, 'list routes', 'get_routes', resource=resource,
-                                     family=family, table=_RT_TABLE_MAIN):
+                for msg in self._rt(spec, 'list routes', _rtnl.RTM_GETROUTE, _rtnl.route_dump_request(family),
+                                    'dump', resource=resource):
                     route = _route_to_dict(msg)
-                    if route['type'] == 1:  # RTN_UNICAST
-                        ns._routes.append(route)
+                    if route['table'] == _RT_TABLE_MAIN and route['type'] == 1:  # RTN_UNICAST
+                        routes.append(route)
+            ns._routes = routes
         return ns._routes
 
     def managed_routes(self, spec, index):
@@ -332,18 +400,19 @@ class Kernel:
         included.
 
         One AF_BRIDGE dump per namespace serves every device until something
-        changes there. pyroute2 0.7.2 and 0.9.x both send that dump without an
-        ifindex (without strict checking the kernel would ignore one anyway),
-        so the entries are split by ifindex here.
+        changes there (without strict checking the kernel ignores an
+        ifindex in the request anyway), so the entries are split by ifindex
+        here.
         """
         ns = self.session(spec, resource)
         if ns._fdb is None:
-            ns._fdb = {}
-            for msg in self.call(spec, 'list FDB entries', 'get_neighbours', resource=resource,
-                                 family=socket.AF_BRIDGE):
+            fdb = {}
+            for msg in self._rt(spec, 'list FDB entries', _rtnl.RTM_GETNEIGH,
+                                _rtnl.neigh_dump_request(socket.AF_BRIDGE), 'dump', resource=resource):
                 entry = _neigh_to_dict(msg)
                 if entry['self'] and entry['master'] is None:
-                    ns._fdb.setdefault(entry['index'], []).append(entry)
+                    fdb.setdefault(entry['index'], []).append(entry)
+            ns._fdb = fdb
         return list(ns._fdb.get(index, []))
 
     def neighbours(self, spec, index, resource=None):
@@ -351,11 +420,13 @@ class Kernel:
         per namespace, split by ifindex)."""
         ns = self.session(spec, resource)
         if ns._neigh is None:
-            ns._neigh = {}
-            for msg in self.call(spec, 'list neighbours', 'get_neighbours', resource=resource):
+            neigh = {}
+            for msg in self._rt(spec, 'list neighbours', _rtnl.RTM_GETNEIGH,
+                                _rtnl.neigh_dump_request(socket.AF_UNSPEC), 'dump', resource=resource):
                 entry = _neigh_to_dict(msg)
                 if entry['family'] in (socket.AF_INET, socket.AF_INET6) and entry['dst']:
-                    ns._neigh.setdefault(entry['index'], []).append(entry)
+                    neigh.setdefault(entry['index'], []).append(entry)
+            ns._neigh = neigh
         return list(ns._neigh.get(index, []))
 
     def link_kind_supported(self, spec, kind, resource=None, field=None):
@@ -384,40 +455,59 @@ class Kernel:
     # -- writes -------------------------------------------------------------
 
     def link_add(self, spec, resource, **kwargs):
-        self.call(spec, 'create link %s' % kwargs.get('ifname'), 'link', 'add',
-                  resource=resource, field='name', value=kwargs.get('ifname'), **kwargs)
+        action = 'create link %s' % kwargs.get('ifname')
+        if kwargs.get('kind') == 'veth' and set(kwargs) <= _RT_VETH and set(kwargs.get('peer') or ()) <= _RT_VETH_PEER \
+                and kwargs.get('peer', {}).get('ifname'):
+            args = dict(kwargs)
+            del args['kind']
+            self._rt(spec, action, _rtnl.RTM_NEWLINK, _rtnl.veth_request(**args), flags=_rtnl.F_EXCL | _rtnl.F_CREATE,
+                     resource=resource, field='name', value=kwargs.get('ifname'))
+        else:
+            self.call(spec, action, 'link', 'add', resource=resource, field='name', value=kwargs.get('ifname'),
+                      **kwargs)
 
     def link_set(self, spec, resource, index, field=None, value=None, **kwargs):
-        self.call(spec, 'set %s' % ', '.join('%s=%s' % kv for kv in sorted(kwargs.items())),
-                  'link', 'set', index=index, resource=resource, field=field, value=value, **kwargs)
+        action = 'set %s' % ', '.join('%s=%s' % kv for kv in sorted(kwargs.items()))
+        if set(kwargs) <= _RT_LINK_SET and kwargs.get('state', 'up') in ('up', 'down'):
+            self._rt(spec, action, _rtnl.RTM_NEWLINK, _rtnl.link_request(index, **kwargs),
+                     resource=resource, field=field, value=value)
+        else:
+            self.call(spec, action, 'link', 'set', index=index, resource=resource, field=field, value=value,
+                      **kwargs)
+
+    def bridge_port_set(self, spec, resource, index, hairpin, action=None, field=None, value=None):
+        """Hairpin mode of a bridge port (``bridge link set dev X hairpin on``)."""
+        self._rt(spec, action or 'set hairpin mode', _rtnl.RTM_NEWLINK, _rtnl.bridge_port_request(index, hairpin),
+                 resource=resource, field=field, value=value)
 
     def link_del(self, spec, resource, index):
-        self.call(spec, 'delete link', 'link', 'del', index=index, resource=resource)
+        self._rt(spec, 'delete link', _rtnl.RTM_DELLINK, _rtnl.link_request(index), resource=resource)
 
     def addr_add(self, spec, resource, index, cidr):
         iface = ipaddress.ip_interface(cidr)
-        kwargs = {'index': index, 'address': str(iface.ip), 'prefixlen': iface.network.prefixlen}
-        if iface.version == 6:
-            # No duplicate address detection: the address is usable at once,
-            # as Docker does for its bridges and endpoints.
-            kwargs['flags'] = _IFA_F_NODAD
-        self.call(spec, 'add address %s' % cidr, 'addr', 'add', resource=resource,
-                  field='addresses', value=cidr, **kwargs)
+        # IPv6 without duplicate address detection: the address is usable at
+        # once, as Docker does for its bridges and endpoints.
+        body = _rtnl.addr_request(index, str(iface.ip), iface.network.prefixlen,
+                                  flags=_IFA_F_NODAD if iface.version == 6 else None)
+        self._rt(spec, 'add address %s' % cidr, _rtnl.RTM_NEWADDR, body, flags=_rtnl.F_EXCL | _rtnl.F_CREATE,
+                 resource=resource, field='addresses', value=cidr)
 
     def addr_del(self, spec, resource, index, cidr):
         iface = ipaddress.ip_interface(cidr)
-        self.call(spec, 'remove address %s' % cidr, 'addr', 'del', resource=resource,
-                  field='addresses', value=cidr, index=index, address=str(iface.ip),
-                  prefixlen=iface.network.prefixlen)
+        self._rt(spec, 'remove address %s' % cidr, _rtnl.RTM_DELADDR,
+                 _rtnl.addr_request(index, str(iface.ip), iface.network.prefixlen),
+                 resource=resource, field='addresses', value=cidr)
 
     def route_add(self, spec, resource, index, dest, via=None, metric=None, field='routes'):
-        self.call(spec, 'add route %s%s' % (dest, ' via %s' % via if via else ''), 'route', 'add',
-                  resource=resource, field=field, value=dest, **_route_kwargs(index, dest, via, metric))
+        self._rt(spec, 'add route %s%s' % (dest, ' via %s' % via if via else ''), _rtnl.RTM_NEWROUTE,
+                 _route_request(index, dest, via, metric), flags=_rtnl.F_EXCL | _rtnl.F_CREATE,
+                 resource=resource, field=field, value=dest)
 
     def route_del(self, spec, resource, index, dest, via=None, metric=None, field='routes'):
         try:
-            self.call(spec, 'remove route %s' % dest, 'route', 'del', resource=resource, field=field,
-                      value=dest, **_route_kwargs(index, dest, via, metric))
+            self._rt(spec, 'remove route %s' % dest, _rtnl.RTM_DELROUTE,
+                     _route_request(index, dest, via, metric, delete=True),
+                     resource=resource, field=field, value=dest)
         except KernelError as err:
             # Already gone with an address it depended on: that is the goal.
             if err.errno_name != 'ESRCH':
@@ -426,19 +516,19 @@ class Kernel:
     def fdb_append(self, spec, resource, index, mac, dst, field=None):
         """Add a destination to an all-zero (flood) FDB entry: NLM_F_APPEND,
         as ``bridge fdb append``; the kernel accepts one already listed."""
-        self.call(spec, 'append FDB entry %s dst %s' % (mac, dst), 'neigh', 'append', resource=resource,
-                  field=field, value=dst, **_fdb_kwargs(index, mac, dst))
+        self._rt(spec, 'append FDB entry %s dst %s' % (mac, dst), _rtnl.RTM_NEWNEIGH, _fdb_request(index, mac, dst),
+                 flags=_rtnl.F_CREATE | _rtnl.F_APPEND, resource=resource, field=field, value=dst)
 
     def fdb_replace(self, spec, resource, index, mac, dst, field=None):
         """Set the static FDB entry of a unicast MAC (NLM_F_CREATE|NLM_F_REPLACE):
         a learned entry for the same MAC becomes this one instead of failing."""
-        self.call(spec, 'set FDB entry %s dst %s' % (mac, dst), 'neigh', 'replace', resource=resource,
-                  field=field, value=mac, **_fdb_kwargs(index, mac, dst))
+        self._rt(spec, 'set FDB entry %s dst %s' % (mac, dst), _rtnl.RTM_NEWNEIGH, _fdb_request(index, mac, dst),
+                 flags=_rtnl.F_REPLACE | _rtnl.F_CREATE, resource=resource, field=field, value=mac)
 
     def fdb_del(self, spec, resource, index, mac, dst, field=None):
         try:
-            self.call(spec, 'remove FDB entry %s dst %s' % (mac, dst), 'neigh', 'del', resource=resource,
-                      field=field, value=dst, **_fdb_kwargs(index, mac, dst))
+            self._rt(spec, 'remove FDB entry %s dst %s' % (mac, dst), _rtnl.RTM_DELNEIGH,
+                     _fdb_request(index, mac, dst), resource=resource, field=field, value=dst)
         except HostnetError as err:
             # Already gone (the device went, or someone removed it): the goal.
             if getattr(err, 'errno_name', None) != 'ENOENT':
@@ -446,14 +536,15 @@ class Kernel:
 
     def neigh_replace(self, spec, resource, index, ip, mac, field=None):
         """A permanent neighbour entry ip → mac (replacing a learned one)."""
-        self.call(spec, 'set neighbour %s lladdr %s' % (ip, mac), 'neigh', 'replace', resource=resource,
-                  field=field, value=ip, family=_family(ip), ifindex=index, dst=ip, lladdr=mac,
-                  state=_NUD_PERMANENT)
+        self._rt(spec, 'set neighbour %s lladdr %s' % (ip, mac), _rtnl.RTM_NEWNEIGH,
+                 _rtnl.neigh_request(_family(ip), index, _NUD_PERMANENT, dst=ip, lladdr=mac),
+                 flags=_rtnl.F_REPLACE | _rtnl.F_CREATE, resource=resource, field=field, value=ip)
 
     def neigh_del(self, spec, resource, index, ip, field=None):
         try:
-            self.call(spec, 'remove neighbour %s' % ip, 'neigh', 'del', resource=resource, field=field,
-                      value=ip, family=_family(ip), ifindex=index, dst=ip)
+            self._rt(spec, 'remove neighbour %s' % ip, _rtnl.RTM_DELNEIGH,
+                     _rtnl.neigh_request(_family(ip), index, _NUD_PERMANENT, dst=ip),
+                     resource=resource, field=field, value=ip)
         except HostnetError as err:
             if getattr(err, 'errno_name', None) != 'ENOENT':
                 raise
@@ -463,27 +554,17 @@ def _family(ip):
     return socket.AF_INET6 if ':' in ip else socket.AF_INET
 
 
-def _fdb_kwargs(index, mac, dst):
+def _fdb_request(index, mac, dst):
     # Static (permanent, noarp) entry of the device itself (NTF_SELF).
-    return {'family': socket.AF_BRIDGE, 'ifindex': index, 'lladdr': mac, 'dst': dst,
-            'state': _NUD_PERMANENT | _NUD_NOARP, 'flags': _NTF_SELF}
+    return _rtnl.neigh_request(socket.AF_BRIDGE, index, _NUD_PERMANENT | _NUD_NOARP, _NTF_SELF, dst=dst, lladdr=mac)
 
 
-def _route_kwargs(index, dest, via, metric):
+def _route_request(index, dest, via, metric, delete=False):
     family = socket.AF_INET6 if ':' in (via or dest) else socket.AF_INET
-    kwargs = {'oif': index, 'proto': RTPROT_HOSTNET, 'family': family, 'table': _RT_TABLE_MAIN}
     if dest == 'default':
-        kwargs['dst_len'] = 0
-        if family == socket.AF_INET6:
-            kwargs['dst'] = '::'
-        else:
-            kwargs['dst'] = '0.0.0.0'
+        dst, dst_len = ('::' if family == socket.AF_INET6 else '0.0.0.0'), 0
     else:
         net = ipaddress.ip_network(dest, strict=False)
-        kwargs['dst'] = str(net.network_address)
-        kwargs['dst_len'] = net.prefixlen
-    if via:
-        kwargs['gateway'] = via
-    if metric is not None:
-        kwargs['priority'] = metric
-    return kwargs
+        dst, dst_len = str(net.network_address), net.prefixlen
+    return _rtnl.route_request(family, index, RTPROT_HOSTNET, _RT_TABLE_MAIN, dst, dst_len, gateway=via,
+                               priority=metric, delete=delete)

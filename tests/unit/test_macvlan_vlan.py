@@ -55,6 +55,10 @@ class FakeKernel:
     def link(self, spec, name, resource=None):
         return self.ns[spec or None].get(name)
 
+    def link_index(self, spec, name, resource=None):
+        link = self.link(spec, name, resource)
+        return None if link is None else link['index']
+
     def link_by_index(self, spec, index):
         return next((link for link in self.ns[spec or None].values() if link['index'] == index), None)
 
