@@ -22,6 +22,7 @@ verified against the kernel (the macvlan's lower link).
 from __future__ import annotations
 
 import hashlib
+import os
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf as ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
@@ -29,6 +30,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils import _validate
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, merge_config, resource_label
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     ConflictError,
+    HostnetError,
     KernelError,
     LinkNotFound,
     NamespaceNotFound,
@@ -385,10 +387,17 @@ class MacvlanKind(ResourceKind):
             raise LinkNotFound('%s: parent %r does not exist' % (res, _lower_name(after)), res, 'parent',
                                after['parent'])
         args = {'ifname': ref.name, 'kind': 'macvlan', 'link': lower['index'], 'macvlan_mode': after['mode']}
-        if not _nsfs.same_namespace(netns, None):
-            # Made inside its namespace under its final name: no clash with
-            # a link of the same name next to the parent.
+        elsewhere = not _nsfs.same_namespace(netns, None)
+        # Made inside its namespace (IFLA_NET_NS_FD). Kernels before 6.12
+        # look the new name up in the parent's namespace first and refuse
+        # it (EEXIST) when a link there has it, as the host's own eth0 does
+        # for a container-style eth0: then it is made under a temporary name
+        # and renamed inside its namespace.
+        temporary = elsewhere and kernel.link(None, ref.name, res) is not None
+        if elsewhere:
             args['net_ns_fd'] = kernel.ns_fd(netns, res, 'netns')
+        if temporary:
+            args['ifname'] = 'hn%s' % os.urandom(5).hex()
         for field, nl_name in (('mtu', 'mtu'), ('mac', 'address')):
             if after.get(field) is not None:
                 args[nl_name] = after[field]
@@ -397,6 +406,13 @@ class MacvlanKind(ResourceKind):
         except KernelError as err:
             raise _explain(err, after) from None
         kernel.session(netns).invalidate()
+        if temporary:
+            made = LinkRef(kernel, netns, args['ifname'], res, 'name')
+            try:
+                made.set(field='name', value=ref.name, ifname=ref.name)
+            except HostnetError:
+                self.kernel.link_del(netns, res, made.index())
+                raise
         ref.set(ifalias=_alias(after['parent'], after.get('vlan')), state='up')
 
     def _remove(self, ref):

@@ -65,6 +65,20 @@ def test_two_endpoints_on_one_parent_reach_each_other(lan):
     assert applied['after'][0]['mtu'] == 1500  # the parent's
 
 
+def test_name_taken_in_the_host_namespace_leaves_that_link_alone(lan):
+    # The host has its own eth0 (as every VM does); the endpoint's eth0 is
+    # made inside its namespace all the same (kernels before 6.12 refuse the
+    # name there unless it is made under another one and renamed), and the
+    # host's eth0 is not touched.
+    sh('ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0-far')
+    host_before = link('eth0')
+    check, applied, _again, _check2 = quartet('macvlan', config=lan[:1])
+    assert applied['commands'][0] == 'create macvlan eth0@ns-a on nic0 (mode bridge)'
+    assert link('eth0') == host_before
+    assert link('eth0', netns='ns-a', details=True)['linkinfo']['info_kind'] == 'macvlan'
+    assert sorted(sys_class_net('ns-a')) == ['eth0', 'lo']
+
+
 def test_private_mode_isolates_and_mode_changes_in_place(lan):
     run_module('macvlan', config=lan)
     index = link('eth0', netns='ns-a')['ifindex']
