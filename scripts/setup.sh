@@ -29,9 +29,13 @@ log() { printf '==> %s\n' "$*"; }
 #   mmdebstrap e2fsprogs        build the VM image (the guest kernel is installed inside the
 #                               image, never on this machine)
 #   openssh-client              ssh to the VMs
+#   iptables containernetworking-plugins  references of the benchmark (bench/): the naive
+#                               loop's ansible.builtin.iptables and the CNI bridge plugin,
+#                               used only inside the benchmark's sandbox
 APT_PACKAGES=(python3-venv python3-pip nftables conntrack iproute2 rsync git
               procps iputils-ping socat shellcheck
-              qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client)
+              qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client
+              iptables containernetworking-plugins)
 
 if [[ ${HOSTNET_SKIP_APT:-0} != 1 ]]; then
     if [[ $(id -u) -ne 0 ]]; then

@@ -17,7 +17,8 @@ python3 with the distribution's python3-pyroute2, python3-netaddr and
 python3-nftables, nftables, iproute2, a Debian kernel) from the Debian mirror
 this machine's apt uses, into a directory that mkfs.ext4 turns into an image.
 The kernel and a small initrd (virtio and ext4 modules only) are copied out
-and booted directly by qemu. The image lives in .cache/vm/images/HASH, HASH
+and booted directly by qemu. The image lives in ~/.cache/hostnet.provision/
+vm-images/HASH (HOSTNET_VM_IMAGES overrides the directory), HASH
 being the hash of the whole recipe (suite, mirrors, packages, every file put
 into the image, every command run in it): the same recipe is built once.
 
@@ -64,7 +65,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(REPO, '.cache', 'vm')
-IMAGES = os.path.join(CACHE, 'images')
+# Images are kept per machine, not per checkout, so that a fresh clone (CI's)
+# reuses the image an earlier run built from the same recipe.
+IMAGES = os.environ.get('HOSTNET_VM_IMAGES') or os.path.join(
+    os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'hostnet.provision', 'vm-images')
 DEFAULT_VM_DIR = os.path.join(CACHE, 'run')
 
 QEMU = 'qemu-system-x86_64'

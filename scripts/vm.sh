@@ -8,7 +8,7 @@
 #   scripts/vm.sh reboot VM...          reboot VMs and wait until they are back (new boot id)
 #
 # The image is built with mmdebstrap from the machine's Debian mirror and
-# cached under <repo>/.cache/vm/images by the hash of its recipe; the VMs of
+# cached under ~/.cache/hostnet.provision/vm-images by the hash of its recipe; the VMs of
 # one run live in $HOSTNET_VM_DIR (default <repo>/.cache/vm/run), which also
 # gets inventory.yml. KVM is used when a probe VM boots under it, TCG
 # otherwise. See docs/molecule.md; the work is done by scripts/vm.py.
