@@ -34,10 +34,11 @@ PHASES = {'bridge_network': ['converge', 'idempotent', 'change', 'teardown'],
           'tenant_networks': ['converge', 'idempotent', 'change', 'teardown'],
           'vxlan': ['converge', 'idempotent', 'add1', 'rm1', 'teardown']}
 ALL = ('converge', 'idempotent', 'change', 'add1', 'rm1', 'teardown')
-# The naive loop takes about a second per command: small scales only, and at
-# N=100 without the one-item change (it would re-run all 101 items again).
-NAIVE_FULL = {'bridge_network': {10: ALL, 100: ('converge', 'idempotent', 'teardown')},
-              'tenant_networks': {10: ALL}, 'vxlan': {10: ALL, 100: ALL}}
+# The naive loop costs a third of a second or more per command: every phase at
+# the smallest scale, and at N=100 the first converge alone (the figure the
+# ratio target is about; its other phases re-run the same ~700 commands).
+NAIVE_FULL = {'bridge_network': {10: ALL, 100: ('converge',)},
+              'tenant_networks': {10: ('converge',)}, 'vxlan': {10: ALL}}
 NAIVE_QUICK = {'bridge_network': {10: ('converge', 'teardown')}, 'vxlan': {10: ('converge', 'teardown')}}
 
 
@@ -118,11 +119,18 @@ def parse_args(argv):
     parser.add_argument('--scales', help='override, e.g. bridge_network=10,100;vxlan=5000')
     parser.add_argument('--out', default=os.path.join(BENCH, 'results'))
     parser.add_argument('--no-warmup', action='store_true')
+    parser.add_argument('--report', metavar='DIR', help='only rebuild table.md and cost.png from DIR/results.json')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.report:
+        with open(os.path.join(args.report, 'results.json')) as fh:
+            saved = json.load(fh)
+        text, _png = report.write(saved['records'], saved['meta'], args.report)
+        print(text)
+        return 0
     if not in_sandbox():
         sys.stderr.write('bench/run.py changes network state: run it through scripts/bench.sh '
                          '(inside scripts/sandbox.sh)\n')

@@ -10,6 +10,9 @@ import json
 import os
 
 IMPL_ORDER = ('ours', 'floor', 'pyroute2', 'cni', 'naive')
+# One colour per implementation in every panel of the plot.
+IMPL_COLORS = {'ours': 'tab:blue', 'floor': 'tab:orange', 'pyroute2': 'tab:green', 'cni': 'tab:red',
+               'naive': 'tab:purple'}
 WORKLOAD_TITLES = {'bridge_network': 'W1 bridge network (N endpoints, N/10 ports)',
                    'tenant_networks': 'W2 tenants (T tenants x 5 endpoints, isolated)',
                    'vxlan': 'W3 VXLAN flood list (P peers)'}
@@ -176,7 +179,7 @@ def plot(records, path):
                 pts = sorted((r['scale'], r['wall']) for r in records
                              if r['workload'] == workload and r['phase'] == phase and r['impl'] == impl and not r['rc'])
                 if pts:
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=impl)
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=impl, color=IMPL_COLORS[impl])
             ax.set_title('%s - %s' % (WORKLOAD_TITLES[workload].split(' (')[0], phase), fontsize=9)
             ax.set_xlabel({'bridge_network': 'endpoints N', 'tenant_networks': 'tenants T',
                            'vxlan': 'peers P'}[workload])
