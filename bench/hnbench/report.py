@@ -153,8 +153,11 @@ def targets(records):
             if len(floor) >= 2 and floor[-2][1] > 0:
                 context = '; ip floor: %.1f -> %.1f ms/item (%.1fx)' % (
                     1000 * floor[-2][1], 1000 * floor[-1][1], floor[-1][1] / floor[-2][1])
+            # Below half a millisecond per item the run is all fixed cost and
+            # the ratio of two such slopes is noise: flat counts as linear.
+            flat = max(m0, m1) < 0.0005
             add('%s: cost linear in scale (marginal cost per item up to %d within 1.5x of the previous segment)'
-                % (workload, s1), m0 > 0 and m1 <= 1.5 * m0,
+                % (workload, s1), flat or (m0 > 0 and m1 <= 1.5 * m0),
                 'ours: %s ms/item%s' % (' -> '.join('%.1f (to %d)' % (1000 * m, s) for s, m in ours), context))
     return out
 
