@@ -10,10 +10,12 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hostnet.provision.plugins.module_utils._topology import PlanError, plan_overlay
 
 
-def overlay_plan(settings, host, members, net_info=None):
+def overlay_plan(settings, host, members, net_info=None, errors='raise'):
     try:
         return plan_overlay(settings, host, members, net_info)
     except PlanError as err:
+        if errors == 'return':
+            return {'failed': True, 'msg': str(err), 'problems': list(err.problems)}
         raise AnsibleFilterError(str(err)) from None
 
 

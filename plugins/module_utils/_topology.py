@@ -9,16 +9,23 @@ plugins run it on the controller before any change is made.
 
 What it promises (the roles' contract):
 
-* every problem is found before anything changes, and all of them are
-  reported at once, each naming the network/endpoint and the value:
-  overlapping subnets, a subnet colliding with a route the host already has,
-  names over 15 bytes, a host port published twice, an address outside its
-  subnet or taken twice;
+* every problem is found before anything changes, each naming the
+  network/endpoint, the field and the value: overlapping subnets, a subnet
+  colliding with a route the host already has, names, a host port published
+  twice, an address outside its subnet or taken twice, a name the role would
+  create that something else already holds on the host;
+* one set of rules for modules and roles: every config derived here is run
+  through the resource kinds' own ``normalize``/``check_all`` (the checks
+  the modules make), so a role never calls a module with a value the module
+  would refuse halfway through the role;
 * stable addressing: an endpoint keeps the address it has (read back from
-  the host), new endpoints take the lowest free addresses, so adding or
-  removing an endpoint never renumbers the others;
-* ``state: absent`` on a network or endpoint removes exactly what was made
-  for it.
+  the host), new endpoints take the lowest free addresses, and no address
+  held by any endpoint the collection made on the bridge is given twice (an
+  endpoint no longer listed keeps its address until it is removed);
+* ``state: absent`` on a network or endpoint (and ``purge`` for endpoints no
+  longer listed) removes exactly what was made for it;
+* address space is never enumerated: blocks and free addresses are
+  computed arithmetically, so an IPv6 /48 plans as fast as an IPv4 /29.
 """
 
 from __future__ import annotations
@@ -26,10 +33,19 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import ValidationError
+from ansible_collections.hostnet.provision.plugins.module_utils._kinds import KINDS
 
 __all__ = ['PlanError', 'plan_networks', 'plan_overlay', 'derived_name']
+
+# Link names the kernel or the namespace already gives a meaning to.
+_RESERVED_LINK_NAMES = ('lo', 'all', 'default')
+# Outer IP + UDP + VXLAN + inner Ethernet headers, by underlay IP version.
+_VXLAN_OVERHEAD = {4: 50, 6: 70}
+_IPV6_MIN_MTU = 1280
 
 
 class PlanError(ValidationError):
@@ -50,7 +66,7 @@ def derived_name(prefix, *parts, limit=15):
 
 
 def v_ok(char):
-    return not (char.isspace() or char in '/:')
+    return not (char.isspace() or char in '/:%')
 
 
 class _Problems(list):
@@ -63,6 +79,32 @@ def _net(value):
         return ipaddress.ip_network(value, strict=True)
     except (ValueError, TypeError):
         return None
+
+
+def _as_int(value):
+    """An integer given as a string of digits (``-e var=4243``) as an int;
+    anything else unchanged, for the kinds' checks to refuse by name."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+def _as_bool(value, where, field, problems):
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        problems.add(where, '%s %r must be true or false' % (field, value))
+        return None
+
+
+def _reason(err):
+    """A ValidationError's text without the resource prefix the caller repeats."""
+    return str(err)
+
+
+# -- what the host has (from net_info) ------------------------------------------
 
 
 def _host_routes(facts, own_bridges):
@@ -78,14 +120,124 @@ def _host_routes(facts, own_bridges):
     return out
 
 
+def _managed_veths(facts):
+    return ((facts or {}).get('managed') or {}).get('veth', []) or []
+
+
 def _existing_endpoints(facts):
-    """(namespace, bridge) → peer addresses the host has now (managed veths)."""
+    """(namespace, bridge) → what a managed veth holds there now."""
     found = {}
-    for veth in ((facts or {}).get('managed') or {}).get('veth', []):
+    for veth in _managed_veths(facts):
         peer = veth.get('peer') or {}
         found[(peer.get('netns'), veth.get('bridge'))] = {
-            'host_if': veth['name'], 'peer': peer.get('name'), 'addresses': list(peer.get('addresses') or [])}
+            'host_if': veth['name'], 'peer': peer.get('name'), 'netns': peer.get('netns'),
+            'addresses': list(peer.get('addresses') or [])}
     return found
+
+
+def _host_links(facts):
+    """Links of the host namespace by name, or None when not read."""
+    links = (facts or {}).get('links')
+    if links is None:
+        return None
+    return dict((link['name'], link) for link in links.get('', []) or [])
+
+
+def _foreign_namespaces(facts):
+    """Named namespaces the collection did not create, or None when not read."""
+    entries = (facts or {}).get('namespaces')
+    if entries is None:
+        return None
+    return set(e['name'] for e in entries if e.get('name') and not e.get('managed'))
+
+
+def _check_names_free(wanted, facts, problems):
+    """Refuse a name the role would create (or use) that a link the
+    collection does not manage holds, or a managed link of another kind.
+
+    ``wanted``: (where, field, name, kind) of links in the host namespace.
+    """
+    links = _host_links(facts)
+    if links is None:
+        return
+    for where, field, name, kind in wanted:
+        link = links.get(name)
+        if link is None:
+            continue
+        if not link.get('managed'):
+            problems.add(where, '%s %s already exists on the host (a %s link) and was not made by '
+                                'hostnet.provision; it is left alone: choose another name'
+                         % (field, name, link.get('kind') or 'network'))
+        elif link.get('kind') != kind:
+            problems.add(where, '%s %s is already a %s made by hostnet.provision for something else, not a %s'
+                         % (field, name, link.get('kind'), kind))
+
+
+# -- one set of rules: the resource kinds' own checks ----------------------------------
+
+
+def _check_with_kinds(derived, problems):
+    """Run every derived config through its kind's normalize and check_all.
+
+    ``derived``: {kind name: [(where, config)]}. The kinds are created
+    without a kernel: their input checks are pure. A ValidationError becomes
+    a problem named after the network/endpoint the config came from.
+    """
+    for kind_name, entries in derived.items():
+        kind = KINDS[kind_name](None, None)
+        items, origins = [], []
+        for where, config in entries:
+            try:
+                items.append(kind.normalize(config))
+                origins.append(where)
+            except ValidationError as err:
+                problems.add(where, _reason(err))
+        if len(items) != len(entries):
+            continue  # check_all compares normalised items only
+        try:
+            kind.check_all(items)
+        except ValidationError as err:
+            where = next((w for w, item in zip(origins, items)
+                          if err.value is not None and err.value in (item.get('name'), item.get('device'))),
+                         ', '.join(sorted(set(origins))) or kind_name)
+            problems.add(where, _reason(err))
+
+
+# -- arithmetic address allocation (never enumerates a range) ---------------------------
+
+
+def _first_host(net):
+    """The first address a gateway or bridge may use."""
+    return net.network_address + 1 if net.num_addresses > 2 else net.network_address
+
+
+def _last_host(net):
+    if net.version == 4 and net.num_addresses > 2:
+        return net.broadcast_address - 1
+    return net.broadcast_address
+
+
+def _lowest_free(first, last, taken):
+    """The lowest address in [first, last] not in ``taken``: one look per
+    taken address at most, whatever the size of the range."""
+    candidate = first
+    for addr in sorted(a for a in taken if a.version == first.version and first <= a <= last):
+        if addr == candidate:
+            candidate += 1
+        elif addr > candidate:
+            break
+    return candidate if candidate <= last else None
+
+
+def _is_host_address(addr, net):
+    if addr not in net:
+        return False
+    if net.version == 4 and net.num_addresses > 2:
+        return addr not in (net.network_address, net.broadcast_address)
+    return addr != net.network_address or net.num_addresses <= 2
+
+
+# -- bridge networks (bridge_network, tenant_networks) -------------------------------
 
 
 def plan_networks(networks, facts=None, prefix='br-', veth_prefix='ve', defaults=None):
@@ -98,7 +250,9 @@ def plan_networks(networks, facts=None, prefix='br-', veth_prefix='ve', defaults
     problems = _Problems()
     nets = []
     seen_names = {}
-    for index, raw in enumerate(networks or []):
+    if not isinstance(networks, list):
+        raise PlanError(['networks: %r must be a list of networks' % (networks,)])
+    for index, raw in enumerate(networks):
         net = _normalize_network(raw, index, defaults, prefix, problems)
         if net is None:
             continue
@@ -110,17 +264,23 @@ def plan_networks(networks, facts=None, prefix='br-', veth_prefix='ve', defaults
 
     present = [n for n in nets if n['state'] == 'present']
     own_bridges = set(n['bridge'] for n in nets)
+    _check_bridges_unique(nets, problems)
     _check_overlaps(present, problems)
     _check_host_routes(present, facts, own_bridges, problems)
     _check_foreign_bridges(present, facts, own_bridges, problems)
-    existing = _existing_endpoints(facts)
     for net in present:
-        _assign_addresses(net, existing, problems)
+        _assign_addresses(net, facts, problems)
     _check_endpoints_across_networks(present, problems)
+    _check_foreign_namespaces(present, facts, problems)
     ports = _check_ports(present, problems)
     if problems:
         raise PlanError(list(problems))
-    return _derive(nets, ports, facts, veth_prefix)
+    out, derived, wanted = _derive(nets, ports, facts, veth_prefix)
+    _check_with_kinds(derived, problems)
+    _check_names_free(wanted, facts, problems)
+    if problems:
+        raise PlanError(list(problems))
+    return out
 
 
 def _normalize_network(raw, index, defaults, prefix, problems):
@@ -135,33 +295,45 @@ def _normalize_network(raw, index, defaults, prefix, problems):
     net['state'] = raw.get('state') or 'present'
     if raw.get('egress') is not None:  # tenant_networks' word for masquerade
         net['masquerade'] = raw['egress']
+    for field in ('masquerade', 'icc', 'isolated', 'host_access', 'purge'):
+        net[field] = _as_bool(net.get(field), where, field, problems)
+    if net.get('mtu') is not None:
+        net['mtu'] = _as_int(net['mtu'])
     if net['state'] not in ('present', 'absent'):
-        problems.add(where, 'state %r must be present or absent' % net['state'])
+        problems.add(where, 'state %r must be present or absent' % (net['state'],))
     bridge = raw.get('bridge') or derived_name(prefix, name)
     try:
         v.ifname(bridge, where, 'bridge')
+        if bridge in _RESERVED_LINK_NAMES:
+            problems.add(where, 'bridge %r is a name the kernel reserves; choose another' % bridge)
     except ValidationError as err:
         problems.add(where, str(err).split(': ', 1)[1])
     net['bridge'] = bridge
     subnets = []
     for field, gw_field in (('subnet', 'gateway'), ('subnet6', 'gateway6')):
         if not raw.get(field):
+            if raw.get(gw_field):
+                problems.add(where, '%s %r needs %s (it is the gateway of that subnet)'
+                             % (gw_field, raw[gw_field], field))
             continue
         subnet = _net(raw[field])
         if subnet is None:
             problems.add(where, '%s %r is not a network address with prefix (e.g. 198.51.100.0/24)'
                          % (field, raw[field]))
             continue
+        if field == 'subnet6' and subnet.version != 6:
+            problems.add(where, 'subnet6 %s is not an IPv6 network' % subnet)
+            continue
         if subnet.num_addresses < 4:
             problems.add(where, '%s %s is too small for a gateway and endpoints' % (field, subnet))
             continue
-        gateway = raw.get(gw_field) or str(next(subnet.hosts()))
+        gateway = raw.get(gw_field) or str(_first_host(subnet))
         try:
-            gw = ipaddress.ip_address(gateway)
+            gw = ipaddress.ip_address(str(gateway))
         except ValueError:
             problems.add(where, '%s %r is not an address' % (gw_field, gateway))
             continue
-        if gw not in subnet or gw in (subnet.network_address, subnet.broadcast_address):
+        if not _is_host_address(gw, subnet) or gw == subnet.broadcast_address:
             problems.add(where, '%s %s is not a host address of %s %s' % (gw_field, gw, field, subnet))
             continue
         subnets.append({'field': field, 'net': subnet, 'gateway': gw})
@@ -170,23 +342,37 @@ def _normalize_network(raw, index, defaults, prefix, problems):
     families = [s['net'].version for s in subnets]
     if len(set(families)) != len(families):
         problems.add(where, 'subnet and subnet6 must be one IPv4 and one IPv6 network')
+    mtu = net.get('mtu')
+    if 6 in families and isinstance(mtu, int) and not isinstance(mtu, bool) and 68 <= mtu < _IPV6_MIN_MTU:
+        problems.add(where, 'mtu %d is below %d, the minimum for IPv6, and the network has the IPv6 subnet %s'
+                     % (mtu, _IPV6_MIN_MTU, next(s['net'] for s in subnets if s['net'].version == 6)))
     net['subnets'] = subnets
     net['endpoints'] = []
     names = set()
-    for position, ep in enumerate(raw.get('endpoints') or []):
+    endpoints = raw.get('endpoints') or []
+    if not isinstance(endpoints, list):
+        problems.add(where, 'endpoints %r must be a list' % (endpoints,))
+        endpoints = []
+    for position, ep in enumerate(endpoints):
         if isinstance(ep, str):
             ep = {'name': ep}
         if not isinstance(ep, dict) or not ep.get('name'):
             problems.add(where, 'endpoint #%d needs a name' % (position + 1))
             continue
-        ep = dict(ep)
+        ep = dict((k, val) for k, val in ep.items() if val is not None)
         ep['name'] = str(ep['name'])
         ep.setdefault('state', 'present')
         ep.setdefault('interface', 'eth0')
         ep_where = '%s endpoint %s' % (where, ep['name'])
+        ep['default_route'] = _as_bool(ep.get('default_route', True), ep_where, 'default_route', problems)
+        if ep['state'] not in ('present', 'absent'):
+            problems.add(ep_where, 'state %r must be present or absent' % (ep['state'],))
         try:
             v.netns_name(ep['name'], ep_where, 'name')
             v.ifname(ep['interface'], ep_where, 'interface')
+            if ep['interface'] in _RESERVED_LINK_NAMES:
+                problems.add(ep_where, 'interface %r is a name the namespace already has or the kernel reserves; '
+                                       'choose another (e.g. eth0)' % ep['interface'])
         except ValidationError as err:
             problems.add(ep_where, str(err).split(': ', 1)[1])
         if ep['name'] in names:
@@ -194,6 +380,15 @@ def _normalize_network(raw, index, defaults, prefix, problems):
         names.add(ep['name'])
         net['endpoints'].append(ep)
     return net
+
+
+def _check_bridges_unique(nets, problems):
+    seen = {}
+    for net in nets:
+        if net['bridge'] in seen:
+            problems.add('network %s' % net['name'], 'bridge %s is also the bridge of network %s'
+                         % (net['bridge'], seen[net['bridge']]))
+        seen[net['bridge']] = net['name']
 
 
 def _check_overlaps(nets, problems):
@@ -233,12 +428,42 @@ def _check_foreign_bridges(nets, facts, own_bridges, problems):
                                      % (sub['field'], sub['net'], other, bridge['name']))
 
 
-def _assign_addresses(net, existing, problems):
-    """Explicit addresses first, then the ones the host already has, then the lowest free."""
+def _check_foreign_namespaces(nets, facts, problems, label='network'):
+    foreign = _foreign_namespaces(facts)
+    if not foreign:
+        return
+    for net in nets:
+        for ep in net['endpoints']:
+            if ep['state'] == 'present' and ep['name'] in foreign:
+                problems.add('%s %s endpoint %s' % (label, net['name'], ep['name']),
+                             'name %s: a network namespace of that name exists and was not made by '
+                             'hostnet.provision; it is left alone: choose another endpoint name' % ep['name'])
+
+
+def _on_bridge(facts, bridge, listed):
+    """Managed endpoints on ``bridge`` whose namespace is not in ``listed``."""
+    return [veth for veth in _managed_veths(facts)
+            if veth.get('bridge') == bridge and (veth.get('peer') or {}).get('netns') not in listed]
+
+
+def _assign_addresses(net, facts, problems):
+    """Explicit addresses first, then the ones the host already has, then the
+    lowest free. Every address a managed endpoint on this bridge holds is
+    taken, listed or not, present or going: never given twice."""
     where = 'network %s' % net['name']
+    existing = _existing_endpoints(facts)
+    listed = set(ep['name'] for ep in net['endpoints'])
+    going = set(ep['name'] for ep in net['endpoints'] if ep['state'] != 'present')
+    held = []  # (address, holder) of endpoints that are not given an address here
+    for veth in _on_bridge(facts, net['bridge'], listed - going):
+        peer = veth.get('peer') or {}
+        label = 'endpoint %s (%s)' % (peer.get('netns'), 'being removed' if peer.get('netns') in going
+                                      else 'kept, not listed')
+        held.extend((ipaddress.ip_interface(a).ip, label) for a in peer.get('addresses') or [])
     for sub in net['subnets']:
         field = 'address' if sub['field'] == 'subnet' else 'address6'
         taken = {sub['gateway']: 'the gateway'}
+        taken.update((addr, holder) for addr, holder in held if addr in sub['net'])
         pending = []
         for ep in net['endpoints']:
             if ep['state'] != 'present':
@@ -251,14 +476,14 @@ def _assign_addresses(net, existing, problems):
                 except ValueError:
                     problems.add(ep_where, '%s %r is not an address' % (field, wanted))
                     continue
-                if addr not in sub['net'] or addr in (sub['net'].network_address, sub['net'].broadcast_address):
+                if not _is_host_address(addr, sub['net']) or addr == sub['net'].broadcast_address:
                     problems.add(ep_where, '%s %s is outside %s %s' % (field, addr, sub['field'], sub['net']))
                     continue
             else:
                 have = existing.get((ep['name'], net['bridge']), {}).get('addresses', [])
                 addr = next((ipaddress.ip_interface(a).ip for a in have
                              if ipaddress.ip_interface(a).ip in sub['net']), None)
-                if addr is None:
+                if addr is None or addr in taken:
                     pending.append(ep)
                     continue
             if addr in taken:
@@ -266,9 +491,9 @@ def _assign_addresses(net, existing, problems):
                 continue
             taken[addr] = 'endpoint %s' % ep['name']
             ep.setdefault('_addresses', []).append('%s/%d' % (addr, sub['net'].prefixlen))
-        free = (h for h in sub['net'].hosts() if h not in taken)
+        first, last = _first_host(sub['net']), _last_host(sub['net'])
         for ep in pending:
-            addr = next(free, None)
+            addr = _lowest_free(first, last, taken)
             if addr is None:
                 problems.add('%s endpoint %s' % (where, ep['name']), '%s %s has no free address left'
                              % (sub['field'], sub['net']))
@@ -301,7 +526,7 @@ def _check_endpoints_across_networks(nets, problems):
 
 def _port_range(value):
     """host_port as (first, last), or None for "auto"."""
-    if str(value) == 'auto':
+    if str(value).strip() == 'auto':
         return None
     first, _sep, last = str(value).partition('-')
     return int(first), int(last or first)
@@ -316,8 +541,13 @@ def _check_ports(nets, problems):
             if ep['state'] != 'present':
                 continue
             owner = 'endpoint %s of network %s' % (ep['name'], net['name'])
-            for port in ep.get('ports') or []:
-                if isinstance(port, (int, str)):
+            entries = ep.get('ports') or []
+            if not isinstance(entries, list):
+                problems.add('network %s endpoint %s' % (net['name'], ep['name']),
+                             'ports %r must be a list' % (entries,))
+                continue
+            for port in entries:
+                if isinstance(port, (int, str)) and not isinstance(port, bool):
                     port = {'host_port': port, 'port': port}
                 entry = _port_entry(net, ep, port, problems)
                 if entry is None:
@@ -331,6 +561,7 @@ def _check_ports(nets, problems):
                                      % (entry['host_port'], protocol, other_owner))
                 if span:
                     published.append((entry['protocol'], entry.get('host_ip'), span, owner))
+                entry['_where'] = 'network %s endpoint %s' % (net['name'], ep['name'])
                 ports.append(entry)
     return ports
 
@@ -340,34 +571,51 @@ def _port_entry(net, ep, port, problems):
     if not isinstance(port, dict) or port.get('host_port') in (None, '') or port.get('port') in (None, ''):
         problems.add(where, 'port %r needs host_port and port' % (port,))
         return None
+    host_port = _as_int(port['host_port'])
     try:
-        _port_range(port['host_port'])
+        _port_range(host_port)
     except ValueError:
         problems.add(where, 'host_port %r must be a port, a range like 8000-8010, or auto' % (port['host_port'],))
         return None
+    if isinstance(host_port, bool):
+        problems.add(where, 'host_port %r must be a port, a range like 8000-8010, or auto' % (host_port,))
+        return None
     protocol = port.get('protocol') or 'tcp'
     if protocol not in ('tcp', 'udp', 'sctp'):
-        problems.add(where, 'protocol %r must be tcp, udp or sctp' % protocol)
+        problems.add(where, 'protocol %r must be tcp, udp or sctp' % (protocol,))
         return None
     host_ip = port.get('host_ip')
-    family = ipaddress.ip_address(host_ip).version if host_ip else None
+    family = None
+    if host_ip:
+        try:
+            family = ipaddress.ip_address(str(host_ip)).version
+        except ValueError:
+            problems.add(where, 'host_ip %r is not an address' % (host_ip,))
+            return None
     dest = next((a for a in ep.get('_addresses', [])
                  if family is None or ipaddress.ip_interface(a).version == family), None)
     if dest is None:
-        problems.add(where, 'has no address to publish port %s to' % port.get('host_port'))
+        problems.add(where, 'has no address to publish port %s to' % (port.get('host_port'),))
         return None
-    entry = {'protocol': protocol, 'host_port': port['host_port'], 'destination': dest.split('/')[0],
-             'port': port['port']}
+    entry = {'protocol': protocol, 'host_port': host_port, 'destination': dest.split('/')[0],
+             'port': _as_int(port['port'])}
     if host_ip:
         entry['host_ip'] = host_ip
     return entry
 
 
 def _derive(nets, ports, facts, veth_prefix):
-    """Each module's config: what is present, and what goes."""
+    """Each module's config: what is present, and what goes.
+
+    Returns (plan, derived, wanted): the plan the role feeds to the modules,
+    the same configs with where each came from (for the kinds' checks), and
+    the host-namespace names the plan creates (for the kernel-state check).
+    """
     out = {'netns': [], 'netns_absent': [], 'bridges': [], 'bridges_absent': [], 'veths': [],
-           'veths_absent': [], 'ports': ports, 'ports_absent': [], 'report': []}
-    ours = set()  # every endpoint address of these networks, present or going
+           'veths_absent': [], 'ports': [], 'ports_absent': [], 'report': [], 'warnings': []}
+    derived = {'netns': [], 'bridge': [], 'veth': [], 'portmap': []}
+    wanted = []
+    ours = set()  # every endpoint address of these networks that is present or going
     used = set()
     for net in nets:
         if net['state'] == 'present':
@@ -375,12 +623,15 @@ def _derive(nets, ports, facts, veth_prefix):
                 if ep['state'] == 'present':
                     used.add(ep['name'])
     existing = _existing_endpoints(facts)
+    removed_veths = set()
     for net in nets:
+        where = 'network %s' % net['name']
         report = {'name': net['name'], 'bridge': net['bridge'], 'state': net['state'],
                   'icc': net.get('icc', True) is not False, 'isolated': bool(net.get('isolated')),
                   'host_access': net.get('host_access', True) is not False,
+                  'purge': bool(net.get('purge')),
                   'subnets': [str(s['net']) for s in net['subnets']],
-                  'gateways': [str(s['gateway']) for s in net['subnets']], 'endpoints': []}
+                  'gateways': [str(s['gateway']) for s in net['subnets']], 'endpoints': [], 'kept': []}
         out['report'].append(report)
         if net['state'] == 'absent':
             out['bridges_absent'].append({'name': net['bridge']})
@@ -391,18 +642,23 @@ def _derive(nets, ports, facts, veth_prefix):
                 if net.get(field) is not None:
                     bridge[field] = net[field]
             out['bridges'].append(bridge)
+            derived['bridge'].append((where, bridge))
+            wanted.append((where, 'bridge', net['bridge'], 'bridge'))
         for ep in net['endpoints']:
+            ep_where = '%s endpoint %s' % (where, ep['name'])
             host_if = ep.get('host_interface') or existing.get((ep['name'], net['bridge']), {}).get('host_if') \
                 or derived_name(veth_prefix, net['name'], ep['name'])
             had = existing.get((ep['name'], net['bridge']), {}).get('addresses', [])
             ours.update(a.split('/')[0] for a in had + ep.get('_addresses', []))
             if net['state'] == 'absent' or ep['state'] == 'absent':
                 out['veths_absent'].append({'name': host_if})
+                removed_veths.add(host_if)
                 if ep['name'] not in used and {'name': ep['name']} not in out['netns_absent']:
                     out['netns_absent'].append({'name': ep['name']})
                 continue
             if {'name': ep['name']} not in out['netns']:
                 out['netns'].append({'name': ep['name']})
+                derived['netns'].append((ep_where, {'name': ep['name']}))
             peer = {'name': ep['interface'], 'netns': ep['name'], 'addresses': ep['_addresses']}
             if ep.get('default_route', True):
                 peer['gateway'] = [str(s['gateway']) for s in net['subnets']]
@@ -412,41 +668,104 @@ def _derive(nets, ports, facts, veth_prefix):
             if net.get('mtu'):
                 veth['mtu'] = net['mtu']
             out['veths'].append(veth)
+            derived['veth'].append((ep_where, veth))
+            wanted.append((ep_where, 'host_interface', host_if, 'veth'))
             report['endpoints'].append({'name': ep['name'], 'interface': ep['interface'], 'host_interface': host_if,
                                         'addresses': ep['_addresses'],
-                                        'ports': [p for p in ports if p['destination'] in
+                                        'ports': [_public(p) for p in ports if p['destination'] in
                                                   [a.split('/')[0] for a in ep['_addresses']]]})
+        # Endpoints the collection made on this bridge that are no longer listed.
+        listed = set(ep['name'] for ep in net['endpoints'])
+        for veth in _on_bridge(facts, net['bridge'], listed):
+            peer = veth.get('peer') or {}
+            addresses = list(peer.get('addresses') or [])
+            entry = {'name': peer.get('netns'), 'host_interface': veth['name'], 'addresses': addresses}
+            if net['state'] == 'absent' or net.get('purge'):
+                out['veths_absent'].append({'name': veth['name']})
+                removed_veths.add(veth['name'])
+                ours.update(a.split('/')[0] for a in addresses)
+                if peer.get('netns') and peer['netns'] not in used \
+                        and {'name': peer['netns']} not in out['netns_absent']:
+                    out['netns_absent'].append({'name': peer['netns']})
+                continue
+            report['kept'].append(entry)
+            out['warnings'].append('%s: endpoint %s (%s, %s) is kept (not listed); its address stays reserved. '
+                                   'Set purge: true on the network to remove endpoints no longer listed'
+                                   % (where, peer.get('netns'), veth['name'], ' '.join(addresses) or 'no address'))
+    # A namespace goes only when no endpoint that stays is in it.
+    staying = set((v.get('peer') or {}).get('netns') for v in _managed_veths(facts) if v['name'] not in removed_veths)
+    out['netns_absent'] = [n for n in out['netns_absent'] if n['name'] not in staying]
+    for port in ports:
+        public = _public(port)
+        out['ports'].append(public)
+        derived['portmap'].append((port['_where'], public))
     # Published ports of these endpoints that are no longer wanted.
-    wanted = set(_port_key(p) for p in ports)
+    wanted_ports = set(_port_key(p) for p in ports)
     for port in ((facts or {}).get('managed') or {}).get('portmap', []):
-        if port.get('destination') in ours and not port.get('netns') and _port_key(port) not in wanted:
+        if port.get('destination') in ours and not port.get('netns') and _port_key(port) not in wanted_ports:
             out['ports_absent'].append(port)
-    return out
+    return out, derived, wanted
+
+
+def _public(port):
+    return dict((k, val) for k, val in port.items() if not k.startswith('_'))
 
 
 def _port_key(port):
     return (port.get('protocol') or 'tcp', port.get('host_ip') or None, str(port.get('host_port')))
 
 
-def _underlay_mtu(facts, dev, local_ip):
-    """The underlay link's MTU minus the VXLAN overhead (50 IPv4, 70 IPv6), or None."""
+# -- overlay (overlay_network) --------------------------------------------------------
+
+
+def _underlay(facts, dev, local_ip, where, problems):
+    """The underlay device (given, or the one holding ``local_ip``) and its MTU.
+
+    Returns (dev, mtu); either may be None when the host's links or
+    addresses were not read. A local_ip the host does not hold, or a device
+    it does not have, is a problem."""
     facts = facts or {}
-    if not dev:
-        for name, addrs in ((facts.get('addresses') or {}).get('') or {}).items():
-            if any(a.split('/')[0] == local_ip for a in addrs):
-                dev = name
-    link = next((l for l in (facts.get('links') or {}).get('', []) if l.get('name') == dev), None)
-    if not link or not link.get('mtu'):
-        return None
-    return link['mtu'] - (70 if ':' in local_ip else 50)
+    addresses = (facts.get('addresses') or {}).get('')
+    links = _host_links(facts)
+    if not dev and addresses is not None:
+        holders = sorted(name for name, addrs in addresses.items()
+                         if any(_same_ip(a, local_ip) for a in addrs or []))
+        if not holders:
+            problems.add(where, 'local_ip %s is not an address of this host; set overlay_network_local_ip to one of '
+                                'its addresses, or overlay_network_underlay_interface' % local_ip)
+            return None, None
+        dev = holders[0]
+    if dev and links is not None and dev not in links:
+        problems.add(where, 'dev %s (overlay_network_underlay_interface) is not an interface of this host' % dev)
+        return None, None
+    if dev and addresses is not None and dev in addresses and \
+            not any(_same_ip(a, local_ip) for a in addresses[dev] or []):
+        problems.add(where, 'local_ip %s is not an address of dev %s (overlay_network_local_ip and '
+                            'overlay_network_underlay_interface disagree)' % (local_ip, dev))
+    mtu = (links or {}).get(dev, {}).get('mtu') if dev else None
+    return dev, mtu
+
+
+def _same_ip(cidr, address):
+    try:
+        return ipaddress.ip_interface(str(cidr)).ip == ipaddress.ip_address(str(address))
+    except ValueError:
+        return False
+
+
+def _block(subnet, bits, index):
+    """Block ``index`` of ``subnet`` cut into 2**bits, computed, not listed."""
+    size = subnet.num_addresses >> bits
+    start = int(subnet.network_address) + index * size
+    return ipaddress.ip_network((start, subnet.prefixlen + bits))
 
 
 def plan_overlay(settings, host, members, facts=None):
     """One host's share of an overlay network (VXLAN + bridge + endpoints).
 
-    ``settings``: name, vni, subnet, port, mtu, index_bits; ``host``: this
-    host's inventory name; ``members``: every host of the peers group as
-    {name, local_ip, index (optional), endpoints (list of names)}.
+    ``settings``: name, vni, subnet, port, mtu, dev, index_bits; ``host``:
+    this host's inventory name; ``members``: every host of the peers group
+    as {name, local_ip, index (optional), endpoints (list of names)}.
 
     Each host owns one block of the subnet (block ``index``), so endpoint
     addresses are unique across hosts without a central server; the index
@@ -458,18 +777,26 @@ def plan_overlay(settings, host, members, facts=None):
     where = 'overlay %s' % name
     if not name:
         problems.add('overlay', 'needs a name')
-    vni = settings.get('vni')
+    vni = _as_int(settings.get('vni'))
     if not isinstance(vni, int) or isinstance(vni, bool) or not 1 <= vni <= 16777215:
-        problems.add(where, 'vni %r must be a number from 1 to 16777215' % (vni,))
+        problems.add(where, 'vni %r must be a number from 1 to 16777215' % (settings.get('vni'),))
+    port = settings.get('port')
+    port = 4789 if port in (None, '') else _as_int(port)
+    mtu = settings.get('mtu')
+    mtu = None if mtu in (None, '', 0, '0') else _as_int(mtu)
     subnet = _net(settings.get('subnet'))
-    bits = int(settings.get('index_bits') or 4)
+    bits = _as_int(settings.get('index_bits'))
+    bits = 4 if bits in (None, '') else bits
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 0 <= bits <= 64:
+        problems.add(where, 'index_bits %r must be a number from 0 to 64' % (settings.get('index_bits'),))
+        bits = 4
     if subnet is None:
         problems.add(where, 'subnet %r is not a network address with prefix' % (settings.get('subnet'),))
     elif subnet.prefixlen + bits > subnet.max_prefixlen - 2:
-        problems.add(where, 'subnet %s is too small for %d host blocks' % (subnet, 2 ** bits))
+        problems.add(where, 'subnet %s is too small for %d host blocks (index_bits %d)' % (subnet, 2 ** bits, bits))
     indexes = {}
     me = None
-    for member in members:
+    for member in members or []:
         mwhere = '%s host %s' % (where, member['name'])
         try:
             local = ipaddress.ip_address(member.get('local_ip'))
@@ -477,11 +804,13 @@ def plan_overlay(settings, host, members, facts=None):
             problems.add(mwhere, 'has no usable underlay address (local_ip %r): set overlay_network_local_ip or '
                                  'overlay_network_underlay_interface' % (member.get('local_ip'),))
             continue
-        index = member.get('index')
-        index = int(local) % (2 ** bits) if index in (None, '') else int(index)
-        if not 0 <= index < 2 ** bits:
-            problems.add(mwhere, 'host index %d is outside 0..%d' % (index, 2 ** bits - 1))
-        elif index in indexes:
+        index = _as_int(member.get('index'))
+        if index in (None, ''):
+            index = int(local) % (2 ** bits)
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 2 ** bits:
+            problems.add(mwhere, 'host index %r is outside 0..%d' % (member.get('index'), 2 ** bits - 1))
+            continue
+        if index in indexes:
             problems.add(mwhere, 'host index %d is also used by %s; set overlay_network_host_index on one of them'
                          % (index, indexes[index]))
         indexes[index] = member['name']
@@ -496,46 +825,87 @@ def plan_overlay(settings, host, members, facts=None):
             v.ifname(value, where, label)
         except ValidationError as err:
             problems.add(where, str(err).split(': ', 1)[1])
+    # This host's endpoints: from the settings (role parameters, play or host
+    # vars alike), else from its member entry (host vars).
+    endpoints_in = settings.get('endpoints')
+    if endpoints_in is None:
+        endpoints_in = (me or {}).get('endpoints')
+    if isinstance(endpoints_in, str) or not isinstance(endpoints_in or [], list):
+        problems.add(where, 'endpoints %r must be a list of names' % (endpoints_in,))
+        endpoints_in = []
+    endpoints_in = list(endpoints_in or [])
+    seen = set()
+    for ep_name in endpoints_in:
+        ep_where = '%s endpoint %s' % (where, ep_name)
+        if not isinstance(ep_name, str):
+            problems.add(where, 'endpoint %r is not a name' % (ep_name,))
+            continue
+        try:
+            v.netns_name(ep_name, ep_where, 'name')
+        except ValidationError as err:
+            problems.add(ep_where, str(err).split(': ', 1)[1])
+        if ep_name in seen:
+            problems.add(ep_where, 'name %s is listed twice in overlay_network_endpoints' % ep_name)
+        seen.add(ep_name)
+    dev, underlay_mtu = None, None
+    if me is not None:
+        dev, underlay_mtu = _underlay(facts, settings.get('dev') or None, me['local_ip'], where, problems)
     if subnet is not None and me is not None:
         _check_host_routes([{'name': name, 'subnets': [{'field': 'subnet', 'net': subnet}]}], facts, {bridge},
                            problems)
     if problems:
         raise PlanError(list(problems))
 
-    block = list(subnet.subnets(new_prefix=subnet.prefixlen + bits))[me['index']]
-    usable = [a for a in block if a not in (subnet.network_address, subnet.broadcast_address)]
-    host_address = usable[0]
-    taken = {host_address}
+    family = ipaddress.ip_address(me['local_ip']).version
+    limit = underlay_mtu - _VXLAN_OVERHEAD[family] if underlay_mtu else None
+    if mtu is None:
+        # Everything on the overlay bridge gets the VXLAN's MTU, or large
+        # packets are silently dropped: derive it here when not given.
+        mtu = limit
+    elif limit is not None and isinstance(mtu, int) and mtu > limit:
+        problems.add(where, 'mtu %d is larger than the underlay allows: dev %s has MTU %d, minus %d bytes of VXLAN '
+                            'over IPv%d leaves %d' % (mtu, dev, underlay_mtu, _VXLAN_OVERHEAD[family], family, limit))
+    if subnet.version == 6 and isinstance(mtu, int) and not isinstance(mtu, bool) and 68 <= mtu < _IPV6_MIN_MTU:
+        problems.add(where, 'mtu %d is below %d, the minimum for the IPv6 subnet %s' % (mtu, _IPV6_MIN_MTU, subnet))
+
+    block = _block(subnet, bits, me['index'])
+    first = block.network_address + 1 if block.network_address == subnet.network_address else block.network_address
+    last = block.broadcast_address
+    if subnet.version == 4 and last == subnet.broadcast_address:
+        last -= 1
+    host_address = first
+    taken = {host_address: 'the bridge'}
     existing = _existing_endpoints(facts)
+    listed = set(endpoints_in)
+    for veth in _on_bridge(facts, bridge, listed):
+        for cidr in (veth.get('peer') or {}).get('addresses') or []:
+            taken[ipaddress.ip_interface(cidr).ip] = 'endpoint %s (kept, not listed)' % veth['peer'].get('netns')
     endpoints, pending = [], []
-    for ep_name in me.get('endpoints') or []:
+    for ep_name in endpoints_in:
         have = existing.get((ep_name, bridge), {}).get('addresses', [])
         addr = next((ipaddress.ip_interface(a).ip for a in have if ipaddress.ip_interface(a).ip in block), None)
         if addr is None or addr in taken:
             pending.append(ep_name)
             continue
-        taken.add(addr)
+        taken[addr] = ep_name
         endpoints.append((ep_name, addr))
-    free = (a for a in usable if a not in taken)
     for ep_name in pending:
-        addr = next(free, None)
+        addr = _lowest_free(first, last, taken)
         if addr is None:
-            raise PlanError(['%s host %s: block %s has no free address for endpoint %s'
-                             % (where, host, block, ep_name)])
+            problems.add('%s host %s' % (where, host), 'block %s has no free address for endpoint %s'
+                         % (block, ep_name))
+            continue
+        taken[addr] = ep_name
         endpoints.append((ep_name, addr))
-    order = dict((n, i) for i, n in enumerate(me.get('endpoints') or []))
+    order = dict((n, i) for i, n in enumerate(endpoints_in))
     endpoints.sort(key=lambda e: order[e[0]])
 
-    vxlan = {'name': device, 'vni': vni, 'local': me['local_ip'], 'bridge': bridge,
-             'port': int(settings.get('port') or 4789)}
-    if settings.get('dev'):
-        vxlan['dev'] = settings['dev']
-    # Everything on the overlay bridge gets the VXLAN's MTU, or large
-    # packets are silently dropped: derive it here when not given.
-    mtu = settings.get('mtu') or _underlay_mtu(facts, settings.get('dev'), me['local_ip'])
+    vxlan = {'name': device, 'vni': vni, 'local': me['local_ip'], 'bridge': bridge, 'port': port}
+    if dev:
+        vxlan['dev'] = dev
     if mtu:
         vxlan['mtu'] = mtu
-    peers = sorted(m['local_ip'] for m in members if m['name'] != host)
+    peers = sorted(m['local_ip'] for m in members if m['name'] != host and m.get('local_ip'))
     veths = []
     for ep_name, addr in endpoints:
         peer = {'name': 'eth0', 'netns': ep_name, 'addresses': ['%s/%d' % (addr, subnet.prefixlen)]}
@@ -546,13 +916,28 @@ def plan_overlay(settings, host, members, facts=None):
     bridge_cfg = {'name': bridge, 'addresses': ['%s/%d' % (host_address, subnet.prefixlen)]}
     if mtu:
         bridge_cfg['mtu'] = mtu
-    return {
+    plan = {
         'vxlan': vxlan,
         'bridge': bridge_cfg,
         'netns': [{'name': ep} for ep, _addr in endpoints],
         'veths': veths,
-        'peers': {'name': device, 'peers': peers},
+        'peers': {'device': device, 'peers': peers},
         'report': {'name': name, 'vni': vni, 'device': device, 'bridge': bridge, 'index': me['index'],
                    'block': str(block), 'host_address': str(host_address), 'local_ip': me['local_ip'],
                    'peers': peers, 'endpoints': [{'name': ep, 'address': str(addr)} for ep, addr in endpoints]},
     }
+    _check_with_kinds({
+        'bridge': [(where, bridge_cfg)],
+        'vxlan': [(where, vxlan)],
+        'vxlan_peer': [(where, plan['peers'])],
+        'netns': [('%s endpoint %s' % (where, n['name']), n) for n in plan['netns']],
+        'veth': [('%s endpoint %s' % (where, vt['peer']['netns']), vt) for vt in veths],
+    }, problems)
+    _check_names_free([(where, 'bridge', bridge, 'bridge'), (where, 'device', device, 'vxlan')]
+                      + [('%s endpoint %s' % (where, vt['peer']['netns']), 'host interface', vt['name'], 'veth')
+                         for vt in veths], facts, problems)
+    _check_foreign_namespaces([{'name': name, 'endpoints': [{'name': n['name'], 'state': 'present'}
+                                                            for n in plan['netns']]}], facts, problems, 'overlay')
+    if problems:
+        raise PlanError(list(problems))
+    return plan

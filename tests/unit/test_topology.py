@@ -124,7 +124,7 @@ def test_overlay_blocks_are_per_host_and_unique():
     addresses = [p['report']['host_address'] for p in plans]
     addresses += [e['address'] for p in plans for e in p['report']['endpoints']]
     assert len(set(addresses)) == len(addresses) == 6
-    assert plans[1]['peers'] == {'name': 'vx-ov1', 'peers': ['198.18.0.11', '198.18.0.13']}
+    assert plans[1]['peers'] == {'device': 'vx-ov1', 'peers': ['198.18.0.11', '198.18.0.13']}
     assert plans[0]['vxlan'] == {'name': 'vx-ov1', 'vni': 4242, 'local': '198.18.0.11', 'bridge': 'ov-ov1',
                                  'port': 4789}
 
