@@ -595,7 +595,11 @@ def _port_entry(net, ep, port, problems):
     dest = next((a for a in ep.get('_addresses', [])
                  if family is None or ipaddress.ip_interface(a).version == family), None)
     if dest is None:
-        problems.add(where, 'has no address to publish port %s to' % (port.get('host_port'),))
+        if family:
+            problems.add(where, 'has no IPv%d address to publish port %s of host_ip %s to'
+                         % (family, port.get('host_port'), host_ip))
+        else:
+            problems.add(where, 'has no address to publish port %s to' % (port.get('host_port'),))
         return None
     entry = {'protocol': protocol, 'host_port': host_port, 'destination': dest.split('/')[0],
              'port': _as_int(port['port'])}

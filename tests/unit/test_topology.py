@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import signal
+import tracemalloc
+
 import pytest
 
 from ansible_collections.hostnet.provision.plugins.module_utils._topology import PlanError, derived_name, plan_networks
@@ -150,3 +155,210 @@ def test_overlay_mtu_derived_from_the_underlay_for_every_endpoint():
     assert plan['veths'][0]['mtu'] == 1450 and plan['veths'][0]['peer']['mtu'] == 1450
     assert plan['bridge']['mtu'] == 1450
     assert plan_overlay(dict(OVERLAY, mtu=1400), 'lab1', MEMBERS, info)['veths'][0]['mtu'] == 1400
+
+
+# -- one set of rules: every derived config goes through the kinds' own checks --
+
+LINKS = [{'name': 'eth0', 'kind': 'veth', 'mtu': 1500, 'managed': False},
+         {'name': 'br-other', 'kind': 'bridge', 'mtu': 1500, 'managed': False},
+         {'name': 'br-web', 'kind': 'veth', 'mtu': 1500, 'managed': True}]
+
+
+def host_facts(veths=(), links=LINKS, namespaces=()):
+    info = facts(veths=veths)
+    info['links'] = {'': list(links)}
+    info['namespaces'] = [{'name': None, 'managed': False}] + [{'name': n, 'managed': False} for n in namespaces]
+    return info
+
+
+def one_port(**port):
+    return [dict(WEB, endpoints=[{'name': 'w1', 'ports': [dict({'host_port': 8080, 'port': 80}, **port)]}])]
+
+
+@pytest.mark.parametrize('networks, info, fragments', [
+    (one_port(host_port=0), None, ['endpoint w1', 'host_port 0']),
+    (one_port(host_port=65536), None, ['endpoint w1', 'host_port 65536']),
+    (one_port(host_port='9000-8000'), None, ['endpoint w1', "host_port range '9000-8000'"]),
+    (one_port(host_port='8000-8010', port=65530), None, ['endpoint w1', 'port 65530 + 11 ports']),
+    (one_port(port=0), None, ['endpoint w1', 'port 0']),
+    (one_port(host_ip='ff02::1'), None, ['endpoint w1', 'host_ip ff02::1']),
+    ([dict(WEB, subnet6='2001:db8:7::/64', endpoints=[{'name': 'w1', 'ports': [{'host_port': 80, 'port': 80, 'host_ip': 'ff02::1'}]}])], None, ['endpoint w1', "host_ip ff02::1 is a multicast"]),
+    ([dict(WEB, mtu=0)], None, ['network web', 'mtu 0 is out of range']),
+    ([dict(WEB, mtu=65536)], None, ['network web', 'mtu 65536 is out of range']),
+    ([dict(WEB, subnet6='2001:db8:7::/64', mtu=1279)], None, ['network web', 'mtu 1279', '2001:db8:7::/64']),
+    ([dict(WEB, endpoints=[{'name': 'w1', 'interface': 'lo'}])], None, ['endpoint w1', "interface 'lo'"]),
+    ([dict(WEB, endpoints=[{'name': 'w1', 'interface': 'all'}])], None, ['endpoint w1', "interface 'all'"]),
+    ([dict(WEB, gateway6='2001:db8::1')], None, ['network web', "gateway6 '2001:db8::1' needs subnet6"]),
+    ([dict(WEB, subnet6='198.51.100.0/24', subnet='203.0.113.0/24')], None, ['subnet6 198.51.100.0/24']),
+    ([dict(WEB, bridge='br-other')], host_facts(), ['network web', 'bridge br-other already exists']),
+    ([dict(WEB, bridge='eth0')], host_facts(), ['network web', 'bridge eth0 already exists']),
+    ([WEB], host_facts(), ['network web', 'bridge br-web is already a veth made by hostnet.provision']),
+    ([dict(WEB, endpoints=[{'name': 'w1', 'host_interface': 'eth0'}])], host_facts(),
+     ['endpoint w1', 'host_interface eth0 already exists']),
+    ([WEB], host_facts(links=[], namespaces=['w2']), ['endpoint w2', 'name w2: a network namespace']),
+    ([dict(WEB, purge='sometimes')], None, ['network web', "purge 'sometimes' must be true or false"]),
+    ([dict(WEB, bridge='default')], None, ['network web', "bridge 'default'"]),
+])
+def test_every_value_a_module_would_refuse_is_refused_by_the_plan(networks, info, fragments):
+    with pytest.raises(PlanError) as err:
+        plan_networks(networks, info)
+    for fragment in fragments:
+        assert fragment in str(err.value), str(err.value)
+
+
+def test_strings_of_digits_are_numbers_like_the_modules_take_them():
+    plan = plan_networks([dict(WEB, mtu='1400', endpoints=[{'name': 'w1', 'ports': [{'host_port': '8080',
+                                                                                     'port': '80'}]}])])
+    assert plan['bridges'][0]['mtu'] == 1400
+    assert plan['ports'] == [{'protocol': 'tcp', 'host_port': 8080, 'destination': '198.51.100.2', 'port': 80}]
+
+
+# -- addresses are never given twice --
+
+B_HELD = {'name': 'veweb-b', 'bridge': 'br-web', 'peer': {'name': 'eth0', 'netns': 'b',
+                                                          'addresses': ['198.51.100.3/24']}}
+A_HELD = {'name': 'veweb-a', 'bridge': 'br-web', 'peer': {'name': 'eth0', 'netns': 'a',
+                                                          'addresses': ['198.51.100.2/24']}}
+
+
+def test_an_endpoint_no_longer_listed_keeps_its_address_reserved_and_is_reported():
+    # b was dropped from the list, n is new: n must not get b's .3.
+    net = dict(WEB, endpoints=[{'name': 'a'}, {'name': 'n'}])
+    plan = plan_networks([net], facts(veths=[A_HELD, B_HELD]))
+    assert [(v['peer']['netns'], v['peer']['addresses']) for v in plan['veths']] == [
+        ('a', ['198.51.100.2/24']), ('n', ['198.51.100.4/24'])]
+    assert plan['veths_absent'] == [] and plan['netns_absent'] == []
+    assert plan['report'][0]['kept'] == [{'name': 'b', 'host_interface': 'veweb-b', 'addresses': ['198.51.100.3/24']}]
+    assert len(plan['warnings']) == 1 and 'endpoint b' in plan['warnings'][0] and 'kept (not listed)' in \
+        plan['warnings'][0]
+
+
+def test_an_explicit_address_held_by_an_unlisted_endpoint_is_refused():
+    net = dict(WEB, endpoints=[{'name': 'n', 'address': '198.51.100.3'}])
+    with pytest.raises(PlanError) as err:
+        plan_networks([net], facts(veths=[B_HELD]))
+    assert 'address 198.51.100.3 is already taken by endpoint b (kept, not listed)' in str(err.value)
+
+
+def test_purge_removes_endpoints_no_longer_listed_and_their_address_is_not_reused_in_that_run():
+    net = dict(WEB, purge=True, endpoints=[{'name': 'a'}, {'name': 'n'}])
+    plan = plan_networks([net], facts(veths=[A_HELD, B_HELD]))
+    assert plan['veths_absent'] == [{'name': 'veweb-b'}] and plan['netns_absent'] == [{'name': 'b'}]
+    assert plan['veths'][1]['peer']['addresses'] == ['198.51.100.4/24'] and plan['warnings'] == []
+    # b's namespace also holds an endpoint of another network: it stays.
+    other = {'name': 'vedb-b', 'bridge': 'br-db', 'peer': {'name': 'eth1', 'netns': 'b', 'addresses': []}}
+    plan = plan_networks([net], facts(veths=[A_HELD, B_HELD, other]))
+    assert plan['veths_absent'] == [{'name': 'veweb-b'}] and plan['netns_absent'] == []
+
+
+def test_a_listed_absent_endpoint_keeps_its_address_until_it_is_gone():
+    net = dict(WEB, endpoints=[{'name': 'b', 'state': 'absent'}, {'name': 'n'}])
+    plan = plan_networks([net], facts(veths=[B_HELD]))
+    assert plan['veths'][0]['peer']['addresses'] == ['198.51.100.2/24']
+    assert plan['veths_absent'] == [{'name': 'veweb-b'}]
+
+
+# -- the overlay --
+
+UNDERLAY = {'links': {'': [{'name': 'eth0', 'kind': 'veth', 'mtu': 1500, 'managed': False},
+                           {'name': 'ov-ov1', 'kind': 'bridge', 'mtu': 1500, 'managed': False}]},
+            'addresses': {'': {'eth0': ['198.18.0.11/24'], 'lo': ['127.0.0.1/8']}}, 'namespaces': []}
+
+
+def overlay_plan(settings, info=None, members=None):
+    from ansible_collections.hostnet.provision.plugins.module_utils._topology import plan_overlay
+    return plan_overlay(settings, 'lab1', MEMBERS if members is None else members,
+                        {'links': {'': UNDERLAY['links'][''][:1]}, 'addresses': UNDERLAY['addresses']}
+                        if info is None else info)
+
+
+@pytest.mark.parametrize('settings, info, fragments', [
+    (dict(OVERLAY, port=0), None, ['vxlan vx-ov1', 'port 0']),
+    (dict(OVERLAY, port=65536), None, ['vxlan vx-ov1', 'port 65536']),
+    (dict(OVERLAY, port='http'), None, ['port']),
+    (dict(OVERLAY, vni='forty'), None, ["vni 'forty'"]),
+    (dict(OVERLAY, mtu=1451), None, ['mtu 1451 is larger than the underlay allows', 'dev eth0 has MTU 1500']),
+    (dict(OVERLAY, mtu=65536), {}, ['mtu 65536']),
+    (dict(OVERLAY, subnet='2001:db8:19::/64', mtu=1200), None, ['mtu 1200', '2001:db8:19::/64']),
+    (dict(OVERLAY, endpoints=['a/b']), None, ['endpoint a/b', "name 'a/b'"]),
+    (dict(OVERLAY, endpoints=['a', 'a']), None, ['endpoint a', 'listed twice']),
+    (dict(OVERLAY, dev='eth9'), None, ['dev eth9', 'not an interface of this host']),
+    (OVERLAY, {'links': UNDERLAY['links'], 'addresses': {'': {'eth0': ['198.18.0.99/24']}}},
+     ['local_ip 198.18.0.11 is not an address of this host']),
+    (OVERLAY, UNDERLAY, ['bridge ov-ov1 already exists']),
+    (dict(OVERLAY, index_bits='x'), None, ["index_bits 'x'"]),
+])
+def test_overlay_refuses_before_any_change(settings, info, fragments):
+    with pytest.raises(PlanError) as err:
+        overlay_plan(settings, info)
+    for fragment in fragments:
+        assert fragment in str(err.value), str(err.value)
+
+
+def test_overlay_local_ip_alone_finds_its_device_and_numbers_from_strings():
+    plan = overlay_plan(dict(OVERLAY, vni='4243', port='4790', mtu='1400'))
+    assert plan['vxlan'] == {'name': 'vx-ov1', 'vni': 4243, 'local': '198.18.0.11', 'bridge': 'ov-ov1',
+                             'port': 4790, 'dev': 'eth0', 'mtu': 1400}
+
+
+def test_overlay_endpoints_from_the_settings_win_over_host_vars():
+    plan = overlay_plan(dict(OVERLAY, endpoints=['x1', 'x2']))
+    assert [n['name'] for n in plan['netns']] == ['x1', 'x2']
+
+
+# -- the planners never enumerate address space --
+
+@contextlib.contextmanager
+def bounded(seconds=5, megabytes=4):
+    """Fail (never hang) when the block takes longer or allocates more."""
+    def expired(_signum, _frame):
+        raise AssertionError('took more than %d s: something enumerates an address range' % seconds)
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    tracemalloc.start()
+    try:
+        yield
+        _size, peak = tracemalloc.get_traced_memory()
+        assert peak < megabytes * 2 ** 20, 'peak %d MiB: something enumerates an address range' % (peak >> 20)
+    finally:
+        tracemalloc.stop()
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+BIG = [('198.18.0.0/15', None), ('198.18.0.0/15', '2001:db8::/48'), ('198.51.100.0/24', '2001:db8:4::/64')]
+
+
+@pytest.mark.parametrize('subnet, subnet6', BIG)
+@pytest.mark.parametrize('prefix, policy', [('br-', {}), ('tn-', {'isolated': True, 'host_access': False})])
+def test_bridge_and_tenant_networks_plan_huge_subnets_without_enumerating(subnet, subnet6, prefix, policy):
+    # The last address of the range is taken, a neighbour holds the first:
+    # the new endpoints still get the next free addresses, computed.
+    net = {'name': 'big', 'subnet': subnet, 'endpoints': [{'name': 'e%d' % i} for i in range(50)]}
+    if subnet6:
+        net['subnet6'] = subnet6
+    held = {'name': 'vebig-old', 'bridge': prefix + 'big', 'peer': {'name': 'eth0', 'netns': 'old', 'addresses': [
+        str(ipaddress.ip_interface(subnet).network.network_address + 2) + '/' + subnet.split('/')[1]]}}
+    with bounded():
+        plan = plan_networks([net], facts(veths=[held]), prefix=prefix, defaults=policy)
+    first = plan['veths'][0]['peer']['addresses']
+    assert first[0] == str(ipaddress.ip_network(subnet).network_address + 3) + '/' + subnet.split('/')[1]
+    if subnet6:
+        assert first[1] == str(ipaddress.ip_network(subnet6).network_address + 2) + '/' + subnet6.split('/')[1]
+    assert len(plan['veths']) == 50
+
+
+@pytest.mark.parametrize('subnet, bits, local', [
+    ('198.18.0.0/15', 8, '198.18.0.11'), ('2001:db8::/48', 16, '198.18.0.11'),
+    ('2001:db8:19::/64', 4, '198.18.0.11'), ('2001:db8:19::/100', 4, '198.18.0.11')])
+def test_overlay_plans_huge_subnets_without_enumerating(subnet, bits, local):
+    settings = dict(OVERLAY, subnet=subnet, index_bits=bits, endpoints=['e%d' % i for i in range(50)])
+    with bounded():
+        plan = overlay_plan(settings)
+    net = ipaddress.ip_network(subnet)
+    index = int(ipaddress.ip_address(local)) % 2 ** bits
+    block = ipaddress.ip_network((int(net.network_address) + index * (net.num_addresses >> bits),
+                                  net.prefixlen + bits))
+    assert plan['report']['block'] == str(block)
+    assert plan['bridge']['addresses'] == ['%s/%d' % (block.network_address, net.prefixlen)]
+    assert plan['veths'][-1]['peer']['addresses'] == ['%s/%d' % (block.network_address + 50, net.prefixlen)]
