@@ -401,7 +401,7 @@ def _check_overlaps(nets, problems):
                                      % (sb['field'], sb['net'], sa['field'], sa['net'], a['name']))
 
 
-def _check_host_routes(nets, facts, own_bridges, problems):
+def _check_host_routes(nets, facts, own_bridges, problems, label='network'):
     routes = _host_routes(facts, own_bridges)
     for net in nets:
         for sub in net['subnets']:
@@ -409,7 +409,7 @@ def _check_host_routes(nets, facts, own_bridges, problems):
                 if sub['net'].overlaps(route_net):
                     via = ' via %s' % route['via'] if route.get('via') else ''
                     dev = ' dev %s' % route['dev'] if route.get('dev') else ''
-                    problems.add('network %s' % net['name'],
+                    problems.add('%s %s' % (label, net['name']),
                                  '%s %s collides with the host route %s%s%s; using it would cut the host off '
                                  'from that network' % (sub['field'], sub['net'], route['dest'], via, dev))
 
@@ -856,7 +856,7 @@ def plan_overlay(settings, host, members, facts=None):
         dev, underlay_mtu = _underlay(facts, settings.get('dev') or None, me['local_ip'], where, problems)
     if subnet is not None and me is not None:
         _check_host_routes([{'name': name, 'subnets': [{'field': 'subnet', 'net': subnet}]}], facts, {bridge},
-                           problems)
+                           problems, 'overlay')
     if problems:
         raise PlanError(list(problems))
 
