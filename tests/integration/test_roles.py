@@ -158,6 +158,50 @@ def test_bridge_network_publishes_masquerades_and_removes_exactly(lab_dir):
     assert ip_json(lab, 'lab1', 'netns', 'list') == []
 
 
+
+def eth0_address(lab, host, netns):
+    return [a['local'] for a in ip_json(lab, host, '-n', netns, 'addr', 'show', 'eth0')[0]['addr_info']
+            if a['family'] == 'inet']
+
+
+def test_an_endpoint_no_longer_listed_keeps_its_address_until_purged(lab_dir):
+    lab = lab_dir
+    net = {'name': 'ipam', 'subnet': '203.0.113.128/26', 'endpoints': [{'name': 'ia'}, {'name': 'ib'}]}
+    rc, _recap, out = play(lab, 'bridge_network', ['lab3'], {'bridge_network_networks': [net]})
+    assert rc == 0, out[-3000:]
+    b_address = eth0_address(lab, 'lab3', 'ib')
+    assert b_address == ['203.0.113.131']
+
+    # b is dropped from the list, n is added: b keeps running and its address,
+    # n gets another one, and the run says that b was kept.
+    net['endpoints'] = [{'name': 'ia'}, {'name': 'in'}]
+    rc, _recap, out = play(lab, 'bridge_network', ['lab3'], {'bridge_network_networks': [net]})
+    assert rc == 0, out[-3000:]
+    assert 'endpoint ib' in out and 'kept (not listed)' in out, out[-3000:]
+    assert eth0_address(lab, 'lab3', 'ib') == b_address
+    assert eth0_address(lab, 'lab3', 'in') == ['203.0.113.132']
+    held = [a for ns in ('ia', 'ib', 'in') for a in eth0_address(lab, 'lab3', ns)]
+    assert len(held) == len(set(held)) == 3
+    # A packet to b's address reaches b, not n: the answer comes from b's MAC.
+    assert ping_ok(lab, 'lab3', 'in', b_address[0])
+    b_mac = ip_json(lab, 'lab3', '-n', 'ib', 'link', 'show', 'eth0')[0]['address']
+    assert [n['lladdr'] for n in ip_json(lab, 'lab3', '-n', 'in', 'neigh', 'show', b_address[0])] == [b_mac]
+    # Run again: nothing changes, b is still reported.
+    rc, recap, out = play(lab, 'bridge_network', ['lab3'], {'bridge_network_networks': [net]})
+    assert rc == 0 and recap['lab3']['changed'] == 0 and 'kept (not listed)' in out, out[-3000:]
+
+    # purge: b goes (veth and namespace), the others stay as they are.
+    rc, _recap, out = play(lab, 'bridge_network', ['lab3'], {'bridge_network_networks': [dict(net, purge=True)]})
+    assert rc == 0, out[-3000:]
+    assert 'ib' not in [n['name'] for n in ip_json(lab, 'lab3', 'netns', 'list')]
+    assert 'veipam-ib' not in links(lab, 'lab3')
+    assert eth0_address(lab, 'lab3', 'in') == ['203.0.113.132'] and eth0_address(lab, 'lab3', 'ia') == ['203.0.113.130']
+
+    rc, _recap, out = play(lab, 'bridge_network', ['lab3'], {'bridge_network_networks': [dict(net, state='absent')]})
+    assert rc == 0, out[-3000:]
+    assert links(lab, 'lab3') == ['eth0', 'lo'] and ip_json(lab, 'lab3', 'netns', 'list') == []
+
+
 TENANTS = [
     {'name': 'acme', 'subnet': '203.0.113.0/26', 'endpoints': [{'name': 'acme1'}, {'name': 'acme2'}]},
     {'name': 'globex', 'subnet': '203.0.113.64/26', 'endpoints': [{'name': 'globex1'}, {'name': 'globex2'}]},
