@@ -263,6 +263,44 @@ def test_overlay_hosts_join_and_leave(lab_dir):
         assert links(lab, host) == ['eth0', 'lo']
 
 
+
+def test_overlay_with_local_ip_alone_and_numbers_as_strings(lab_dir):
+    """The shipped example inventory sets only overlay_network_local_ip; -e
+    gives numbers as strings. Both work: the underlay device is found from
+    the host's addresses."""
+    lab = lab_dir
+    hosts = ['lab1', 'lab2']
+    underlay = {'underlay': {'hosts': dict((h, {'overlay_network_local_ip': UNDERLAY[h]}) for h in hosts)}}
+    variables = {'overlay_network_name': 'ov2', 'overlay_network_vni': '4243', 'overlay_network_port': '4790',
+                 'overlay_network_subnet': '198.19.1.0/24', 'overlay_network_peers_group': 'role_hosts',
+                 'overlay_network_endpoints': ['ep2-{{ inventory_hostname }}']}
+    rc, _recap, out = play(lab, 'overlay_network', hosts, variables, extra_groups=underlay)
+    assert rc == 0, out[-3000:]
+    info = ip_json(lab, 'lab1', '-d', 'link', 'show', 'vx-ov2')[0]['linkinfo']['info_data']
+    assert (info['id'], info['port'], info['link'], info['local']) == (4243, 4790, 'eth0', UNDERLAY['lab1'])
+    assert ping_ok(lab, 'lab1', 'ep2-lab1', '198.19.1.193')        # lab2's endpoint (block 12)
+    for host in hosts:
+        rc, _recap, out = play(lab, 'overlay_network', [host], dict(variables, overlay_network_state='absent'),
+                               extra_groups=underlay)
+        assert rc == 0, out[-3000:]
+        assert links(lab, host) == ['eth0', 'lo']
+
+
+def test_overlay_refused_on_one_host_changes_no_host(lab_dir):
+    """An MTU that lab2's underlay cannot carry stops the play on every host
+    before the first change (not only on lab2)."""
+    lab = lab_dir
+    on(lab, 'lab2', 'ip', 'link', 'set', 'eth0', 'mtu', '1400')
+    try:
+        rc, _recap, out = play(lab, 'overlay_network', ['lab1', 'lab2'], dict(overlay_vars(), overlay_network_mtu=1400))
+    finally:
+        on(lab, 'lab2', 'ip', 'link', 'set', 'eth0', 'mtu', '1500')
+    assert rc != 0 and 'mtu 1400 is larger than the underlay allows: dev eth0 has MTU 1400' in out, out[-3000:]
+    assert 'Finalization of task args' not in out
+    for host in ('lab1', 'lab2'):
+        assert links(lab, host) == ['eth0', 'lo'] and ip_json(lab, host, 'netns', 'list') == []
+
+
 @pytest.mark.parametrize('networks, fragment', [
     ([dict(WEB, subnet='198.18.0.0/25')], 'collides with the host route 198.18.0.0/24 dev eth0'),
     ([WEB, dict(WEB, name='web-b', subnet='198.51.100.64/26', endpoints=[])], 'overlaps subnet 198.51.100.0/25'),
