@@ -447,9 +447,9 @@ def _on_bridge(facts, bridge, listed):
 
 
 def _assign_addresses(net, facts, problems):
-    """Explicit addresses first, then the ones the host already has, then the
-    lowest free. Every address a managed endpoint on this bridge holds is
-    taken, listed or not, present or going: never given twice."""
+    """The addresses listed endpoints already have first, then explicit ones,
+    then the lowest free. Every address a managed endpoint on this bridge
+    holds is taken, listed or not, present or going: never given twice."""
     where = 'network %s' % net['name']
     existing = _existing_endpoints(facts)
     listed = set(ep['name'] for ep in net['endpoints'])
@@ -464,28 +464,38 @@ def _assign_addresses(net, facts, problems):
         field = 'address' if sub['field'] == 'subnet' else 'address6'
         taken = {sub['gateway']: 'the gateway'}
         taken.update((addr, holder) for addr, holder in held if addr in sub['net'])
+        # Listed endpoints keep what they have (unless given another address):
+        # reserved before anyone is given an explicit or a new address.
+        keeps = {}
+        for ep in net['endpoints']:
+            if ep['state'] != 'present' or ep.get(field):
+                continue
+            have = existing.get((ep['name'], net['bridge']), {}).get('addresses', [])
+            addr = next((ipaddress.ip_interface(a).ip for a in have
+                         if ipaddress.ip_interface(a).ip in sub['net']), None)
+            if addr is not None and addr not in taken:
+                taken[addr] = 'endpoint %s' % ep['name']
+                keeps[ep['name']] = addr
         pending = []
         for ep in net['endpoints']:
             if ep['state'] != 'present':
                 continue
             ep_where = '%s endpoint %s' % (where, ep['name'])
             wanted = ep.get(field)
-            if wanted:
-                try:
-                    addr = ipaddress.ip_address(str(wanted).split('/', maxsplit=1)[0])
-                except ValueError:
-                    problems.add(ep_where, '%s %r is not an address' % (field, wanted))
-                    continue
-                if not _is_host_address(addr, sub['net']) or addr == sub['net'].broadcast_address:
-                    problems.add(ep_where, '%s %s is outside %s %s' % (field, addr, sub['field'], sub['net']))
-                    continue
-            else:
-                have = existing.get((ep['name'], net['bridge']), {}).get('addresses', [])
-                addr = next((ipaddress.ip_interface(a).ip for a in have
-                             if ipaddress.ip_interface(a).ip in sub['net']), None)
-                if addr is None or addr in taken:
+            if not wanted:
+                if ep['name'] in keeps:
+                    ep.setdefault('_addresses', []).append('%s/%d' % (keeps[ep['name']], sub['net'].prefixlen))
+                else:
                     pending.append(ep)
-                    continue
+                continue
+            try:
+                addr = ipaddress.ip_address(str(wanted).split('/', maxsplit=1)[0])
+            except ValueError:
+                problems.add(ep_where, '%s %r is not an address' % (field, wanted))
+                continue
+            if not _is_host_address(addr, sub['net']) or addr == sub['net'].broadcast_address:
+                problems.add(ep_where, '%s %s is outside %s %s' % (field, addr, sub['field'], sub['net']))
+                continue
             if addr in taken:
                 problems.add(ep_where, '%s %s is already taken by %s' % (field, addr, taken[addr]))
                 continue

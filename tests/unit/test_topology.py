@@ -251,6 +251,13 @@ def test_purge_removes_endpoints_no_longer_listed_and_their_address_is_not_reuse
     assert plan['veths_absent'] == [{'name': 'veweb-b'}] and plan['netns_absent'] == []
 
 
+def test_an_explicit_address_a_listed_endpoint_holds_is_refused_whatever_the_order():
+    net = dict(WEB, endpoints=[{'name': 'n', 'address': '198.51.100.3'}, {'name': 'b'}])
+    with pytest.raises(PlanError) as err:
+        plan_networks([net], facts(veths=[B_HELD]))
+    assert 'network web endpoint n: address 198.51.100.3 is already taken by endpoint b' in str(err.value)
+
+
 def test_a_listed_absent_endpoint_keeps_its_address_until_it_is_gone():
     net = dict(WEB, endpoints=[{'name': 'b', 'state': 'absent'}, {'name': 'n'}])
     plan = plan_networks([net], facts(veths=[B_HELD]))
