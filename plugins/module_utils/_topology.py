@@ -876,9 +876,9 @@ def plan_overlay(settings, host, members, facts=None):
         # Everything on the overlay bridge gets the VXLAN's MTU, or large
         # packets are silently dropped: derive it here when not given.
         mtu = limit
-    elif limit is not None and isinstance(mtu, int) and mtu > limit:
-        problems.add(where, 'mtu %d is larger than the underlay allows: dev %s has MTU %d, minus %d bytes of VXLAN '
-                            'over IPv%d leaves %d' % (mtu, dev, underlay_mtu, _VXLAN_OVERHEAD[family], family, limit))
+    elif underlay_mtu and limit is not None and isinstance(mtu, int) and mtu > limit:
+        problems.add(where, 'mtu %s is larger than the underlay allows: dev %s has MTU %s, minus %d bytes of VXLAN '
+                            'over IPv%d leaves %s' % (mtu, dev, underlay_mtu, _VXLAN_OVERHEAD[family], family, limit))
     if subnet.version == 6 and isinstance(mtu, int) and not isinstance(mtu, bool) and 68 <= mtu < _IPV6_MIN_MTU:
         problems.add(where, 'mtu %d is below %d, the minimum for the IPv6 subnet %s' % (mtu, _IPV6_MIN_MTU, subnet))
 

@@ -158,7 +158,6 @@ def test_bridge_network_publishes_masquerades_and_removes_exactly(lab_dir):
     assert ip_json(lab, 'lab1', 'netns', 'list') == []
 
 
-
 def eth0_address(lab, host, netns):
     return [a['local'] for a in ip_json(lab, host, '-n', netns, 'addr', 'show', 'eth0')[0]['addr_info']
             if a['family'] == 'inet']
@@ -261,7 +260,6 @@ def test_overlay_hosts_join_and_leave(lab_dir):
         rc, _recap, out = play(lab, 'overlay_network', [host], dict(overlay_vars(), overlay_network_state='absent'))
         assert rc == 0, out[-3000:]
         assert links(lab, host) == ['eth0', 'lo']
-
 
 
 def test_overlay_with_local_ip_alone_and_numbers_as_strings(lab_dir):

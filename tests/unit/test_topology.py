@@ -164,9 +164,9 @@ LINKS = [{'name': 'eth0', 'kind': 'veth', 'mtu': 1500, 'managed': False},
          {'name': 'br-web', 'kind': 'veth', 'mtu': 1500, 'managed': True}]
 
 
-def host_facts(veths=(), links=LINKS, namespaces=()):
+def host_facts(veths=(), links=None, namespaces=()):
     info = facts(veths=veths)
-    info['links'] = {'': list(links)}
+    info['links'] = {'': list(LINKS if links is None else links)}
     info['namespaces'] = [{'name': None, 'managed': False}] + [{'name': n, 'managed': False} for n in namespaces]
     return info
 
@@ -182,7 +182,9 @@ def one_port(**port):
     (one_port(host_port='8000-8010', port=65530), None, ['endpoint w1', 'port 65530 + 11 ports']),
     (one_port(port=0), None, ['endpoint w1', 'port 0']),
     (one_port(host_ip='ff02::1'), None, ['endpoint w1', 'host_ip ff02::1']),
-    ([dict(WEB, subnet6='2001:db8:7::/64', endpoints=[{'name': 'w1', 'ports': [{'host_port': 80, 'port': 80, 'host_ip': 'ff02::1'}]}])], None, ['endpoint w1', "host_ip ff02::1 is a multicast"]),
+    ([dict(WEB, subnet6='2001:db8:7::/64',
+           endpoints=[{'name': 'w1', 'ports': [{'host_port': 80, 'port': 80, 'host_ip': 'ff02::1'}]}])],
+     None, ['endpoint w1', 'host_ip ff02::1 is a multicast']),
     ([dict(WEB, mtu=0)], None, ['network web', 'mtu 0 is out of range']),
     ([dict(WEB, mtu=65536)], None, ['network web', 'mtu 65536 is out of range']),
     ([dict(WEB, subnet6='2001:db8:7::/64', mtu=1279)], None, ['network web', 'mtu 1279', '2001:db8:7::/64']),
