@@ -75,6 +75,9 @@ def report_lines(host, probes=None, bridge_networks=None, tenants=None, overlay=
                 published = '   published %s' % ports if ports else ''
                 addresses = ' '.join(ep.get('addresses') or [])
                 lines.append('    %-12s %-10s %s%s' % (ep['name'], ep.get('interface', ''), addresses, published))
+            for ep in net.get('kept') or []:
+                lines.append('    %-12s %-10s %s   kept (not listed; purge: true removes it)'
+                             % (ep['name'], '', ' '.join(ep.get('addresses') or [])))
     if overlay and overlay.get('state', 'present') == 'present':
         lines.append('overlay %s  vni %s  device %s  bridge %s  this host %s (block %s)  peers %s' % (
             overlay['name'], overlay['vni'], overlay['device'], overlay['bridge'], overlay['host_address'],

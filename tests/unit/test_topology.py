@@ -371,3 +371,10 @@ def test_overlay_plans_huge_subnets_without_enumerating(subnet, bits, local):
     assert plan['report']['block'] == str(block)
     assert plan['bridge']['addresses'] == ['%s/%d' % (block.network_address, net.prefixlen)]
     assert plan['veths'][-1]['peer']['addresses'] == ['%s/%d' % (block.network_address + 50, net.prefixlen)]
+
+
+def test_the_report_shows_kept_endpoints():
+    from ansible_collections.hostnet.provision.plugins.filter.report import report_lines
+    plan = plan_networks([dict(WEB, endpoints=[{'name': 'a'}])], facts(veths=[A_HELD, B_HELD]))
+    lines = report_lines('h1', bridge_networks=plan['report'])
+    assert any(line.split()[:2] == ['b', '198.51.100.3/24'] and 'kept (not listed' in line for line in lines), lines
