@@ -46,13 +46,12 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     repair_op,
     route_ops,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, make_alias, parse_alias
 
 __all__ = ['MacvlanKind', 'MODES', 'vlan_link_name']
 
 MODES = ('bridge', 'vepa', 'private', 'passthru', 'source')
-_TAG = OWNER_TAG + ' macvlan'
-_VLAN_TAG = OWNER_TAG + ' macvlan-parent'
+_VLAN_TAG = make_alias('macvlan-parent')
 _LISTS = ('addresses', 'gateway', 'routes')
 _VID_MIN, _VID_MAX = 1, 4094
 _HASH_DIGITS = 4
@@ -77,18 +76,16 @@ def vlan_link_name(parent, vid):
 
 
 def _alias(parent, vid):
-    return '%s parent=%s%s' % (_TAG, parent, ' vlan=%d' % vid if vid else '')
+    return make_alias('macvlan', parent=parent, vlan=vid or None)
 
 
 def _parse_hint(alias):
     """(parent, vlan) from a macvlan's alias, None if it is not ours."""
-    if not alias or not alias.startswith(_TAG + ' '):
+    parsed = parse_alias(alias)
+    if parsed is None or parsed[0] != 'macvlan':
         return None
-    fields = dict(token.partition('=')[::2] for token in alias[len(_TAG) + 1:].split())
-    parent, vid = fields.get('parent'), fields.get('vlan')
-    if not parent:
-        return None
-    return parent, (int(vid) if vid and vid.isdigit() else None)
+    vid = parsed[1].get('vlan')
+    return parsed[1]['parent'], (int(vid) if vid else None)
 
 
 def _lower_name(config):

@@ -41,23 +41,23 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     repair_op,
     route_ops,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, make_alias, parse_alias
 
 __all__ = ['VethKind']
 
-_HOST_TAG = OWNER_TAG + ' veth peer='
-_PEER_TAG = OWNER_TAG + ' veth-peer'
+_PEER_TAG = make_alias('veth-peer')
 _PEER_LISTS = ('addresses', 'gateway', 'routes')
 
 
 def _host_alias(peer_name, peer_netns):
-    return '%s%s@%s' % (_HOST_TAG, peer_name, peer_netns or '.')
+    return make_alias('veth', peer='%s@%s' % (peer_name, peer_netns or '.'))
 
 
 def _parse_hint(alias):
-    if not alias or not alias.startswith(_HOST_TAG) or '@' not in alias:
+    parsed = parse_alias(alias)
+    if parsed is None or parsed[0] != 'veth':
         return None
-    name, _sep, netns = alias[len(_HOST_TAG):].partition('@')
+    name, _sep, netns = parsed[1]['peer'].partition('@')
     return name, (None if netns == '.' else netns)
 
 

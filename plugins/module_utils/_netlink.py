@@ -33,7 +33,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     translate_os_error,
 )
 
-__all__ = ['Kernel', 'OWNER_TAG', 'RTPROT_HOSTNET', 'is_managed']
+__all__ = ['Kernel', 'OWNER_TAG', 'RTPROT_HOSTNET', 'is_managed', 'parse_alias', 'make_alias']
 
 # Interface alias carried by every link the collection creates.
 OWNER_TAG = 'hostnet.provision'
@@ -58,9 +58,71 @@ _RT_VETH_PEER = frozenset(('ifname', 'net_ns_fd', 'mtu', 'address'))
 _MACVLAN_MODES = {1: 'private', 2: 'vepa', 4: 'bridge', 8: 'passthru', 16: 'source'}
 
 
+# The alias grammar of the links the collection makes, the one place it is
+# written down (see parse_alias):
+#   hostnet.provision                               bridge, vxlan
+#   hostnet.provision veth peer=NAME@NETNS          host end of a veth pair ("." = module's namespace)
+#   hostnet.provision veth-peer                     peer end of a veth pair
+#   hostnet.provision macvlan parent=NAME[ vlan=N]  macvlan endpoint
+#   hostnet.provision macvlan-parent                802.1Q link made for macvlan endpoints
+_ALIAS_ROLES = {
+    '': (),
+    'veth': ('peer',),
+    'veth-peer': (),
+    'macvlan': ('parent', 'vlan'),
+    'macvlan-parent': (),
+}
+_ALIAS_REQUIRED = {'veth': ('peer',), 'macvlan': ('parent',)}
+
+
+def parse_alias(alias):
+    """A link alias in the collection's grammar → (role, fields), else None.
+
+    ``role`` is '' for the plain tag, or one of the suffixes above; fields is
+    a dict of its ``key=value`` tokens. Anything else — another tool's alias,
+    or one that merely starts with the tag (``hostnet.provisionXYZ``,
+    ``hostnet.provision-fake``, an unknown suffix or key) — is not ours.
+    """
+    if not isinstance(alias, str) or not alias.startswith(OWNER_TAG):
+        return None
+    rest = alias[len(OWNER_TAG):]
+    if rest == '':
+        return '', {}
+    if not rest.startswith(' '):
+        return None
+    role, _sep, tail = rest[1:].partition(' ')
+    if role not in _ALIAS_ROLES or not role:
+        return None
+    if role == 'veth':
+        # The peer's namespace name may hold spaces: the field runs to the end.
+        tokens = [tail] if tail.startswith('peer=') else ['']
+    else:
+        tokens = tail.split(' ') if tail else []
+    fields = {}
+    for token in tokens:
+        key, sep, value = token.partition('=')
+        if not sep or not value or key not in _ALIAS_ROLES[role] or key in fields:
+            return None
+        fields[key] = value
+    if any(key not in fields for key in _ALIAS_REQUIRED.get(role, ())):
+        return None
+    if role == 'veth' and '@' not in fields['peer']:
+        return None
+    if 'vlan' in fields and not fields['vlan'].isdigit():
+        return None
+    return role, fields
+
+
+def make_alias(role='', **fields):
+    """The alias for a link of a role (the inverse of parse_alias)."""
+    parts = [OWNER_TAG] + ([role] if role else [])
+    parts.extend('%s=%s' % (k, fields[k]) for k in _ALIAS_ROLES[role] if fields.get(k) is not None)
+    return ' '.join(parts)
+
+
 def is_managed(link):
-    alias = link.get('alias') or ''
-    return alias == OWNER_TAG or alias.startswith(OWNER_TAG + ' ')
+    """True when the link carries an alias of the collection's grammar."""
+    return parse_alias(link.get('alias')) is not None
 
 
 def _link_to_dict(msg):
