@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _procfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, resource_label
@@ -87,6 +88,7 @@ class BridgeKind(ResourceKind):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
                                   % (res, fd), res, 'forward_delay', fd)
         _check_forward_delay(out, res)
+        out['_allow_route_overlap'] = _clash.override(item, res)
         return out
 
     def _res(self, key):
@@ -144,6 +146,9 @@ class BridgeKind(ResourceKind):
             ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name),
                           lambda: self.kernel.link_del(netns, res, ref.index())))
             return ops
+        _clash.check(self.kernel, res, _clash.added(netns, 'addresses', (before or {}).get('addresses'),
+                                                    after.get('addresses')),
+                     [(netns, name)], after.get('_allow_route_overlap'))
         ops = []
         existing = before
         if before is None:

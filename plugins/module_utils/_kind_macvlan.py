@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf as ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
@@ -125,6 +126,7 @@ class MacvlanKind(ResourceKind):
             'addresses': addresses,
             'gateway': ipconf.gateways(item.get('gateway'), addresses, res),
             'routes': ipconf.routes(item.get('routes'), res),
+            '_allow_route_overlap': _clash.override(item, res),
         }
         if out['parent'] == name and not out['netns']:
             raise ValidationError('%s: parent %r is the macvlan itself' % (res, name), res, 'parent', name)
@@ -242,6 +244,7 @@ class MacvlanKind(ResourceKind):
             ops.extend(self._release_vlan(res, key, before))
             before = None
         self._check_refs(res, after)
+        self._check_clash(res, netns, name, before, after)
         if before is None:
             ops.extend(self._vlan_ops(res, after))
             ops.append(Op(res, 'create macvlan %s on %s (mode %s)' % (
@@ -263,6 +266,16 @@ class MacvlanKind(ResourceKind):
             ops.append(repair_op(ref, after.get('addresses'),
                                  ipconf.gateway_routes(after.get('gateway')) + list(after.get('routes') or [])))
         return ops
+
+    def _check_clash(self, res, netns, name, before, after):
+        """What the endpoint adds must not clash with the host's routing (see _clash)."""
+        before = before or {}
+        entries = _clash.added(netns, 'addresses', before.get('addresses'), after.get('addresses')) + \
+            _clash.added(netns, 'gateway', ipconf.gateway_routes(before.get('gateway')),
+                         ipconf.gateway_routes(after.get('gateway'))) + \
+            _clash.added(netns, 'routes', before.get('routes'), after.get('routes'))
+        near = [(netns, name), (None, after['parent']), (None, _lower_name(after))]
+        _clash.check(self.kernel, res, entries, near, after.get('_allow_route_overlap'))
 
     def _check_refs(self, res, after):
         """Refuse a missing parent or an MTU above the parent's, before any change."""

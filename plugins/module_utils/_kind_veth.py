@@ -14,6 +14,7 @@ against the kernel (each end's peer index must be the other's index).
 
 from __future__ import annotations
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
@@ -88,6 +89,7 @@ class VethKind(ResourceKind):
             'addresses': v.cidr_list(item.get('addresses'), res),
             'bridge': v.ifname(item['bridge'], res, 'bridge') if item.get('bridge') else None,
             'peer': peer,
+            '_allow_route_overlap': _clash.override(item, res),
         }
         if peer and out['netns'] == peer['netns'] and name == peer['name']:
             raise ValidationError('%s: peer.name %r equals name in the same namespace' % (res, name),
@@ -220,6 +222,7 @@ class VethKind(ResourceKind):
                           lambda: self._restore(key, old)))
             before = None
         self._check_refs(res, netns, after, creating=before is None)
+        self._check_clash(res, netns, before, after)
         if before is None:
             ops.append(Op(res, 'create veth %s with peer %s in %s' % (
                 resource_label(netns, name), after['peer']['name'], _nsfs.spec_label(after['peer']['netns'])),
@@ -246,6 +249,18 @@ class VethKind(ResourceKind):
             ops.append(repair_op(peer, after['peer'].get('addresses'),
                                  _ipconf.gateway_routes(after['peer'].get('gateway')) + list(after['peer'].get('routes') or [])))
         return ops
+
+    def _check_clash(self, res, netns, before, after):
+        """What the pair adds must not clash with the host's routing (see _clash)."""
+        bp, ap = (before or {}).get('peer') or {}, after['peer']
+        entries = _clash.added(netns, 'addresses', (before or {}).get('addresses'), after.get('addresses')) + \
+            _clash.added(ap['netns'], 'peer.addresses', bp.get('addresses'), ap.get('addresses')) + \
+            _clash.added(ap['netns'], 'peer.gateway', _ipconf.gateway_routes(bp.get('gateway')),
+                         _ipconf.gateway_routes(ap.get('gateway'))) + \
+            _clash.added(ap['netns'], 'peer.routes', bp.get('routes'), ap.get('routes'))
+        near = [(netns, after['name']), (ap['netns'], ap['name'])] + \
+            ([(netns, after['bridge'])] if after.get('bridge') else [])
+        _clash.check(self.kernel, res, entries, near, after.get('_allow_route_overlap'))
 
     def _restore(self, key, old):
         """Undo of a recreate's delete: build the old pair again, as it was."""

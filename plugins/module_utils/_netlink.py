@@ -48,7 +48,7 @@ _NUD_NOARP = 0x40
 _NUD_PERMANENT = 0x80
 _NTF_SELF = 0x02
 # Requests that only read: they leave a namespace's cached dumps valid.
-_READS = ('get_links', 'get_addr', 'get_routes', 'get_neighbours')
+_READS = ('get_links', 'get_addr', 'get_routes', 'get_neighbours', 'get_rules')
 _DUMP_ATTEMPTS = 5
 # Link attributes the rtnetlink socket sets itself; others go through pyroute2.
 _RT_LINK_SET = frozenset(('state', 'ifalias', 'master', 'mtu', 'address'))
@@ -206,6 +206,8 @@ class _Namespace:
         self._links = None
         self._addrs = None
         self._routes = None
+        self._all_routes = None
+        self._rules = None
         self._fdb = None
         self._neigh = None
         # After a write the link dump is stale; single links are then looked
@@ -228,7 +230,7 @@ class _Namespace:
     def invalidate(self):
         self.stale = True
         self._fresh = {}
-        self._addrs = self._routes = None
+        self._addrs = self._routes = self._all_routes = self._rules = None
         self._fdb = self._neigh = None
 
     def close(self):
@@ -443,15 +445,47 @@ class Kernel:
         """Unicast routes of the main table, both families."""
         ns = self.session(spec, resource)
         if ns._routes is None:
+            ns._routes = [r for r in self.all_routes(spec, resource)
+                          if r['table'] == _RT_TABLE_MAIN and r['type'] == 1]  # RTN_UNICAST
+        return ns._routes
+
+    def all_routes(self, spec, resource=None):
+        """Routes of every table (local and VPN tables too), both families.
+
+        Without strict checking the kernel dumps every table whatever the
+        request names, which is what is wanted here.
+        """
+        ns = self.session(spec, resource)
+        if ns._all_routes is None:
             routes = []
             for family in (socket.AF_INET, socket.AF_INET6):
                 for msg in self._rt(spec, 'list routes', _rtnl.RTM_GETROUTE, _rtnl.route_dump_request(family),
                                     'dump', resource=resource):
-                    route = _route_to_dict(msg)
-                    if route['table'] == _RT_TABLE_MAIN and route['type'] == 1:  # RTN_UNICAST
-                        routes.append(route)
-            ns._routes = routes
-        return ns._routes
+                    routes.append(_route_to_dict(msg))
+            ns._all_routes = routes
+        return ns._all_routes
+
+    def rules(self, spec, resource=None):
+        """Policy routing rules (``ip rule``), both families, as plain dicts
+        with their selectors as prefixes (``from``/``to``, None when any)."""
+        ns = self.session(spec, resource)
+        if ns._rules is None:
+            rules = []
+            for family in (socket.AF_INET, socket.AF_INET6):
+                for msg in self._rt(spec, 'list routing rules', _rtnl.RTM_GETRULE, _rtnl.rule_dump_request(family),
+                                    'dump', resource=resource):
+                    rule = _rtnl.parse_rule(msg)
+                    rules.append({
+                        'family': rule['family'],
+                        'from': _prefix(rule['src'], rule['src_len']) if rule['src'] else None,
+                        'to': _prefix(rule['dst'], rule['dst_len']) if rule['dst'] else None,
+                        'iif': rule['iif'],
+                        'oif': rule['oif'],
+                        'priority': rule['priority'],
+                        'table': rule['table'],
+                    })
+            ns._rules = rules
+        return ns._rules
 
     def managed_routes(self, spec, index):
         return [r for r in self.routes(spec) if r['oif'] == index and r['proto'] == RTPROT_HOSTNET]
