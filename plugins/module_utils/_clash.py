@@ -47,13 +47,16 @@ _TABLE_NAMES = {253: 'default', 254: 'main', 255: 'local'}
 
 
 def override(item, res):
-    """The resource's ``allow_route_overlap`` (False when not given)."""
+    """The resource's ``allow_route_overlap``, as the private field its
+    normalised form carries when it is true ({} otherwise): kinds merge it
+    with ``out.update(override(item, res))`` and pass
+    ``after.get('_allow_route_overlap')`` to ``check``."""
     value = item.get(OVERRIDE)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
+    if value is None or value is False:
+        return {}
+    if value is not True:
         raise ValidationError('%s: %s %r must be true or false' % (res, OVERRIDE, value), res, OVERRIDE, value)
-    return value
+    return {'_' + OVERRIDE: True}
 
 
 def management_address(environ=None):

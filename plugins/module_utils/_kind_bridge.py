@@ -88,7 +88,7 @@ class BridgeKind(ResourceKind):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
                                   % (res, fd), res, 'forward_delay', fd)
         _check_forward_delay(out, res)
-        out['_allow_route_overlap'] = _clash.override(item, res)
+        out.update(_clash.override(item, res))
         return out
 
     def _res(self, key):
@@ -262,11 +262,11 @@ class BridgeKind(ResourceKind):
             self.kernel.link_add(ref.netns, ref.resource, **args)
         except KernelError as err:
             raise _explain(err, after) from None
+        ref.mark_created()
         ref.set(ifalias=OWNER_TAG, state='up')
 
     def _remove(self, ref):
-        if ref.get() is not None:
-            self.kernel.link_del(ref.netns, ref.resource, ref.index())
+        ref.remove_created()
 
 
 def _check_forward_delay(config, res):

@@ -126,8 +126,8 @@ class MacvlanKind(ResourceKind):
             'addresses': addresses,
             'gateway': ipconf.gateways(item.get('gateway'), addresses, res),
             'routes': ipconf.routes(item.get('routes'), res),
-            '_allow_route_overlap': _clash.override(item, res),
         }
+        out.update(_clash.override(item, res))
         if out['parent'] == name and not out['netns']:
             raise ValidationError('%s: parent %r is the macvlan itself' % (res, name), res, 'parent', name)
         return out
@@ -423,11 +423,11 @@ class MacvlanKind(ResourceKind):
             except HostnetError:
                 self.kernel.link_del(netns, res, made.index())
                 raise
+        ref.mark_created()
         ref.set(ifalias=_alias(after['parent'], after.get('vlan')), state='up')
 
     def _remove(self, ref):
-        if ref.get() is not None:
-            self.kernel.link_del(ref.netns, ref.resource, ref.index())
+        ref.remove_created()
 
     def _restore(self, res, ref, before):
         """Undo of a delete-to-recreate: the old link again, MAC included."""

@@ -89,8 +89,8 @@ class VethKind(ResourceKind):
             'addresses': v.cidr_list(item.get('addresses'), res),
             'bridge': v.ifname(item['bridge'], res, 'bridge') if item.get('bridge') else None,
             'peer': peer,
-            '_allow_route_overlap': _clash.override(item, res),
         }
+        out.update(_clash.override(item, res))
         if peer and out['netns'] == peer['netns'] and name == peer['name']:
             raise ValidationError('%s: peer.name %r equals name in the same namespace' % (res, name),
                                   res, 'peer.name', name)
@@ -227,8 +227,7 @@ class VethKind(ResourceKind):
             ops.append(Op(res, 'create veth %s with peer %s in %s' % (
                 resource_label(netns, name), after['peer']['name'], _nsfs.spec_label(after['peer']['netns'])),
                 lambda: self._create(res, netns, after, host, peer),
-                lambda: host.get() is not None and kernel.link_del(netns, res, host.index()),
-                partial=True))
+                host.remove_created, partial=True))
             before = {'peer': {}}
         else:
             ops.extend(attribute_ops(host, before, after))
@@ -306,6 +305,7 @@ class VethKind(ResourceKind):
             if after.get(field) is not None:
                 args[nl_name] = after[field]
         kernel.link_add(netns, res, **args)
+        host.mark_created()
         kernel.session(pcfg['netns']).invalidate()
         # One request per end (alias, bridge and up together; the alias that
         # marks the pair as ours first): at a thousand endpoints every
