@@ -40,7 +40,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     managed_link_keys,
     one_prefix_per_ipv6,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
 from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element
 from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
@@ -141,6 +141,8 @@ class BridgeKind(ResourceKind):
         netns, name = key
         res = self._res(key)
         ref = LinkRef(self.kernel, netns, name, res)
+        if after is None and self._keep_for_foreign_ports(res, netns, name):
+            return []
         if after is None:
             ops = self._policy_ops(key, res, before, None)
             ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name),
@@ -227,6 +229,22 @@ class BridgeKind(ResourceKind):
             versions = set(ipaddress.ip_interface(a).version for a in after['addresses'])
             ops.extend(self.nft.forwarding_ops(netns, versions, res))
         return ops
+
+    def _keep_for_foreign_ports(self, res, netns, name):
+        """A bridge that links the collection did not make are attached to is
+        kept whole (deleting it would cut them off): the run says so."""
+        bridge = self.kernel.link(netns, name) if self.kernel.exists(netns) else None
+        if bridge is None:
+            return False
+        foreign = sorted(link['name'] for link in self.kernel.links(netns).values()
+                         if link['master'] == bridge['index'] and not is_managed(link))
+        if foreign:
+            self.ctx.warn('%s: kept, not deleted: %s %s attached to it and %s not created by %s; detach or '
+                          'remove %s and run again to delete the bridge'
+                          % (res, ', '.join(foreign), 'is' if len(foreign) == 1 else 'are',
+                             'was' if len(foreign) == 1 else 'were', OWNER_TAG,
+                             'it' if len(foreign) == 1 else 'them'))
+        return bool(foreign)
 
     def _ports(self, netns, name):
         if not self.kernel.exists(netns):
