@@ -40,8 +40,9 @@ options:
             host that the collection did not make (in any routing table, VPN and policy tables included), the
             C(from)/C(to) selector of a policy routing rule, the address the controller connects from
             (C(SSH_CONNECTION)) or the gateway of the host's default route; the message names both.
-          - Routes of the link itself (either end) and of the bridge the host end is attached to are no clash. Addresses that go into another namespace are also checked
-            against the routing of the namespace the module runs in.
+          - Routes without a gateway on the link itself (either end) and of the bridge the host end is attached to are no clash.
+            Addresses that go into another namespace are also checked against the routing of the namespace the
+            module runs in. Addresses and routes already in place are not checked again.
           - V(true) skips this check for this resource, for the rare intended overlap.
         type: bool
         default: false
