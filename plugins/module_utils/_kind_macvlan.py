@@ -315,9 +315,9 @@ class MacvlanKind(ResourceKind):
                                   '8021q module, or leave vlan unset and use a parent without VLAN tag'
                                   % (res, vid), res, 'vlan', vid)
         self._vlans_made.add(vname)
+        made = LinkRef(self.kernel, None, vname, res, 'vlan')
         return [Op(res, 'create vlan %s (802.1Q id %d on %s)' % (vname, vid, parent),
-                   lambda: self._create_vlan(res, vname, parent, vid),
-                   lambda: self._delete_vlan(res, vname), partial=True)]
+                   lambda: self._create_vlan(res, vname, parent, vid, made), made.remove_created, partial=True)]
 
     def _check_vlan_link(self, res, link, parent, vid):
         lower = self.kernel.link_by_index(None, link['link']) if link['link'] else None
@@ -370,7 +370,7 @@ class MacvlanKind(ResourceKind):
                         self._users.setdefault(vlans[link['link']], set()).add((ident, link['name']))
         return self._users.setdefault(vname, set())
 
-    def _create_vlan(self, res, vname, parent, vid):
+    def _create_vlan(self, res, vname, parent, vid, made=None):
         kernel = self.kernel
         link = kernel.link(None, parent, res)
         if link is None:
@@ -379,7 +379,8 @@ class MacvlanKind(ResourceKind):
             kernel.link_add(None, res, ifname=vname, kind='vlan', link=link['index'], vlan_id=vid)
         except KernelError as err:
             raise _explain(err, {'vlan': vid}) from None
-        ref = LinkRef(kernel, None, vname, res, 'vlan')
+        ref = made or LinkRef(kernel, None, vname, res, 'vlan')
+        ref.mark_created()
         ref.set(ifalias=_VLAN_TAG, state='up')
 
     def _delete_vlan(self, res, vname):
