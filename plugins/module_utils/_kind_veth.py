@@ -262,8 +262,9 @@ class VethKind(ResourceKind):
         _clash.check(self.kernel, res, entries, near, after.get('_allow_route_overlap'))
 
     def _restore(self, key, old):
-        """Undo of a recreate's delete: build the old pair again, as it was."""
-        for op in self.plan(key, None, old):
+        """Undo of a recreate's delete: build the old pair again, as it was
+        (what stood before is not put through the clash check again)."""
+        for op in self.plan(key, None, dict(old, _allow_route_overlap=True)):
             op.run()
 
     def _check_refs(self, res, netns, after, creating):
