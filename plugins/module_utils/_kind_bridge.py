@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _procfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, resource_label
@@ -39,7 +40,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     managed_link_keys,
     one_prefix_per_ipv6,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
 from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element
 from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
@@ -87,6 +88,7 @@ class BridgeKind(ResourceKind):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
                                   % (res, fd), res, 'forward_delay', fd)
         _check_forward_delay(out, res)
+        out.update(_clash.override(item, res))
         return out
 
     def _res(self, key):
@@ -139,11 +141,16 @@ class BridgeKind(ResourceKind):
         netns, name = key
         res = self._res(key)
         ref = LinkRef(self.kernel, netns, name, res)
+        if after is None and self._keep_for_foreign_ports(res, netns, name):
+            return []
         if after is None:
             ops = self._policy_ops(key, res, before, None)
             ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name),
                           lambda: self.kernel.link_del(netns, res, ref.index())))
             return ops
+        _clash.check(self.kernel, res, _clash.added(netns, 'addresses', (before or {}).get('addresses'),
+                                                    after.get('addresses')),
+                     [(netns, name)], after.get('_allow_route_overlap'))
         ops = []
         existing = before
         if before is None:
@@ -223,6 +230,22 @@ class BridgeKind(ResourceKind):
             ops.extend(self.nft.forwarding_ops(netns, versions, res))
         return ops
 
+    def _keep_for_foreign_ports(self, res, netns, name):
+        """A bridge that links the collection did not make are attached to is
+        kept whole (deleting it would cut them off): the run says so."""
+        bridge = self.kernel.link(netns, name) if self.kernel.exists(netns) else None
+        if bridge is None:
+            return False
+        foreign = sorted(link['name'] for link in self.kernel.links(netns).values()
+                         if link['master'] == bridge['index'] and not is_managed(link))
+        if foreign:
+            self.ctx.warn('%s: kept, not deleted: %s %s attached to it and %s not created by %s; detach or '
+                          'remove %s and run again to delete the bridge'
+                          % (res, ', '.join(foreign), 'is' if len(foreign) == 1 else 'are',
+                             'was' if len(foreign) == 1 else 'were', OWNER_TAG,
+                             'it' if len(foreign) == 1 else 'them'))
+        return bool(foreign)
+
     def _ports(self, netns, name):
         if not self.kernel.exists(netns):
             return []
@@ -257,11 +280,11 @@ class BridgeKind(ResourceKind):
             self.kernel.link_add(ref.netns, ref.resource, **args)
         except KernelError as err:
             raise _explain(err, after) from None
+        ref.mark_created()
         ref.set(ifalias=OWNER_TAG, state='up')
 
     def _remove(self, ref):
-        if ref.get() is not None:
-            self.kernel.link_del(ref.netns, ref.resource, ref.index())
+        ref.remove_created()
 
 
 def _check_forward_delay(config, res):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf as ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
@@ -46,13 +47,12 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     repair_op,
     route_ops,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, make_alias, parse_alias
 
 __all__ = ['MacvlanKind', 'MODES', 'vlan_link_name']
 
 MODES = ('bridge', 'vepa', 'private', 'passthru', 'source')
-_TAG = OWNER_TAG + ' macvlan'
-_VLAN_TAG = OWNER_TAG + ' macvlan-parent'
+_VLAN_TAG = make_alias('macvlan-parent')
 _LISTS = ('addresses', 'gateway', 'routes')
 _VID_MIN, _VID_MAX = 1, 4094
 _HASH_DIGITS = 4
@@ -77,18 +77,16 @@ def vlan_link_name(parent, vid):
 
 
 def _alias(parent, vid):
-    return '%s parent=%s%s' % (_TAG, parent, ' vlan=%d' % vid if vid else '')
+    return make_alias('macvlan', parent=parent, vlan=vid or None)
 
 
 def _parse_hint(alias):
     """(parent, vlan) from a macvlan's alias, None if it is not ours."""
-    if not alias or not alias.startswith(_TAG + ' '):
+    parsed = parse_alias(alias)
+    if parsed is None or parsed[0] != 'macvlan':
         return None
-    fields = dict(token.partition('=')[::2] for token in alias[len(_TAG) + 1:].split())
-    parent, vid = fields.get('parent'), fields.get('vlan')
-    if not parent:
-        return None
-    return parent, (int(vid) if vid and vid.isdigit() else None)
+    vid = parsed[1].get('vlan')
+    return parsed[1]['parent'], (int(vid) if vid else None)
 
 
 def _lower_name(config):
@@ -129,6 +127,7 @@ class MacvlanKind(ResourceKind):
             'gateway': ipconf.gateways(item.get('gateway'), addresses, res),
             'routes': ipconf.routes(item.get('routes'), res),
         }
+        out.update(_clash.override(item, res))
         if out['parent'] == name and not out['netns']:
             raise ValidationError('%s: parent %r is the macvlan itself' % (res, name), res, 'parent', name)
         return out
@@ -245,6 +244,7 @@ class MacvlanKind(ResourceKind):
             ops.extend(self._release_vlan(res, key, before))
             before = None
         self._check_refs(res, after)
+        self._check_clash(res, netns, name, before, after)
         if before is None:
             ops.extend(self._vlan_ops(res, after))
             ops.append(Op(res, 'create macvlan %s on %s (mode %s)' % (
@@ -266,6 +266,16 @@ class MacvlanKind(ResourceKind):
             ops.append(repair_op(ref, after.get('addresses'),
                                  ipconf.gateway_routes(after.get('gateway')) + list(after.get('routes') or [])))
         return ops
+
+    def _check_clash(self, res, netns, name, before, after):
+        """What the endpoint adds must not clash with the host's routing (see _clash)."""
+        before = before or {}
+        entries = _clash.added(netns, 'addresses', before.get('addresses'), after.get('addresses')) + \
+            _clash.added(netns, 'gateway', ipconf.gateway_routes(before.get('gateway')),
+                         ipconf.gateway_routes(after.get('gateway'))) + \
+            _clash.added(netns, 'routes', before.get('routes'), after.get('routes'))
+        near = [(netns, name), (None, after['parent']), (None, _lower_name(after))]
+        _clash.check(self.kernel, res, entries, near, after.get('_allow_route_overlap'))
 
     def _check_refs(self, res, after):
         """Refuse a missing parent or an MTU above the parent's, before any change."""
@@ -305,9 +315,9 @@ class MacvlanKind(ResourceKind):
                                   '8021q module, or leave vlan unset and use a parent without VLAN tag'
                                   % (res, vid), res, 'vlan', vid)
         self._vlans_made.add(vname)
+        made = LinkRef(self.kernel, None, vname, res, 'vlan')
         return [Op(res, 'create vlan %s (802.1Q id %d on %s)' % (vname, vid, parent),
-                   lambda: self._create_vlan(res, vname, parent, vid),
-                   lambda: self._delete_vlan(res, vname), partial=True)]
+                   lambda: self._create_vlan(res, vname, parent, vid, made), made.remove_created, partial=True)]
 
     def _check_vlan_link(self, res, link, parent, vid):
         lower = self.kernel.link_by_index(None, link['link']) if link['link'] else None
@@ -360,7 +370,7 @@ class MacvlanKind(ResourceKind):
                         self._users.setdefault(vlans[link['link']], set()).add((ident, link['name']))
         return self._users.setdefault(vname, set())
 
-    def _create_vlan(self, res, vname, parent, vid):
+    def _create_vlan(self, res, vname, parent, vid, made=None):
         kernel = self.kernel
         link = kernel.link(None, parent, res)
         if link is None:
@@ -369,7 +379,8 @@ class MacvlanKind(ResourceKind):
             kernel.link_add(None, res, ifname=vname, kind='vlan', link=link['index'], vlan_id=vid)
         except KernelError as err:
             raise _explain(err, {'vlan': vid}) from None
-        ref = LinkRef(kernel, None, vname, res, 'vlan')
+        ref = made or LinkRef(kernel, None, vname, res, 'vlan')
+        ref.mark_created()
         ref.set(ifalias=_VLAN_TAG, state='up')
 
     def _delete_vlan(self, res, vname):
@@ -413,11 +424,11 @@ class MacvlanKind(ResourceKind):
             except HostnetError:
                 self.kernel.link_del(netns, res, made.index())
                 raise
+        ref.mark_created()
         ref.set(ifalias=_alias(after['parent'], after.get('vlan')), state='up')
 
     def _remove(self, ref):
-        if ref.get() is not None:
-            self.kernel.link_del(ref.netns, ref.resource, ref.index())
+        ref.remove_created()
 
     def _restore(self, res, ref, before):
         """Undo of a delete-to-recreate: the old link again, MAC included."""

@@ -14,6 +14,7 @@ against the kernel (each end's peer index must be the other's index).
 
 from __future__ import annotations
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
@@ -41,23 +42,23 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     repair_op,
     route_ops,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, make_alias, parse_alias
 
 __all__ = ['VethKind']
 
-_HOST_TAG = OWNER_TAG + ' veth peer='
-_PEER_TAG = OWNER_TAG + ' veth-peer'
+_PEER_TAG = make_alias('veth-peer')
 _PEER_LISTS = ('addresses', 'gateway', 'routes')
 
 
 def _host_alias(peer_name, peer_netns):
-    return '%s%s@%s' % (_HOST_TAG, peer_name, peer_netns or '.')
+    return make_alias('veth', peer='%s@%s' % (peer_name, peer_netns or '.'))
 
 
 def _parse_hint(alias):
-    if not alias or not alias.startswith(_HOST_TAG) or '@' not in alias:
+    parsed = parse_alias(alias)
+    if parsed is None or parsed[0] != 'veth':
         return None
-    name, _sep, netns = alias[len(_HOST_TAG):].partition('@')
+    name, _sep, netns = parsed[1]['peer'].partition('@')
     return name, (None if netns == '.' else netns)
 
 
@@ -89,6 +90,7 @@ class VethKind(ResourceKind):
             'bridge': v.ifname(item['bridge'], res, 'bridge') if item.get('bridge') else None,
             'peer': peer,
         }
+        out.update(_clash.override(item, res))
         if peer and out['netns'] == peer['netns'] and name == peer['name']:
             raise ValidationError('%s: peer.name %r equals name in the same namespace' % (res, name),
                                   res, 'peer.name', name)
@@ -220,12 +222,12 @@ class VethKind(ResourceKind):
                           lambda: self._restore(key, old)))
             before = None
         self._check_refs(res, netns, after, creating=before is None)
+        self._check_clash(res, netns, before, after)
         if before is None:
             ops.append(Op(res, 'create veth %s with peer %s in %s' % (
                 resource_label(netns, name), after['peer']['name'], _nsfs.spec_label(after['peer']['netns'])),
                 lambda: self._create(res, netns, after, host, peer),
-                lambda: host.get() is not None and kernel.link_del(netns, res, host.index()),
-                partial=True))
+                host.remove_created, partial=True))
             before = {'peer': {}}
         else:
             ops.extend(attribute_ops(host, before, after))
@@ -247,9 +249,22 @@ class VethKind(ResourceKind):
                                  _ipconf.gateway_routes(after['peer'].get('gateway')) + list(after['peer'].get('routes') or [])))
         return ops
 
+    def _check_clash(self, res, netns, before, after):
+        """What the pair adds must not clash with the host's routing (see _clash)."""
+        bp, ap = (before or {}).get('peer') or {}, after['peer']
+        entries = _clash.added(netns, 'addresses', (before or {}).get('addresses'), after.get('addresses')) + \
+            _clash.added(ap['netns'], 'peer.addresses', bp.get('addresses'), ap.get('addresses')) + \
+            _clash.added(ap['netns'], 'peer.gateway', _ipconf.gateway_routes(bp.get('gateway')),
+                         _ipconf.gateway_routes(ap.get('gateway'))) + \
+            _clash.added(ap['netns'], 'peer.routes', bp.get('routes'), ap.get('routes'))
+        near = [(netns, after['name']), (ap['netns'], ap['name'])] + \
+            ([(netns, after['bridge'])] if after.get('bridge') else [])
+        _clash.check(self.kernel, res, entries, near, after.get('_allow_route_overlap'))
+
     def _restore(self, key, old):
-        """Undo of a recreate's delete: build the old pair again, as it was."""
-        for op in self.plan(key, None, old):
+        """Undo of a recreate's delete: build the old pair again, as it was
+        (what stood before is not put through the clash check again)."""
+        for op in self.plan(key, None, dict(old, _allow_route_overlap=True)):
             op.run()
 
     def _check_refs(self, res, netns, after, creating):
@@ -291,6 +306,7 @@ class VethKind(ResourceKind):
             if after.get(field) is not None:
                 args[nl_name] = after[field]
         kernel.link_add(netns, res, **args)
+        host.mark_created()
         kernel.session(pcfg['netns']).invalidate()
         # One request per end (alias, bridge and up together; the alias that
         # marks the pair as ours first): at a thousand endpoints every

@@ -264,6 +264,7 @@ class VxlanKind(ResourceKind):
             kernel.link_add(netns, res, **args)
         except (KernelError, ConflictError) as err:
             raise self._explain(err, netns, after) from None
+        ref.mark_created()
         ref.set(ifalias=OWNER_TAG)
         if after.get('bridge'):
             bridge = kernel.link(netns, after['bridge'], res)
@@ -285,8 +286,7 @@ class VxlanKind(ResourceKind):
         return err
 
     def _remove(self, ref):
-        if ref.get() is not None:
-            self.kernel.link_del(ref.netns, ref.resource, ref.index())
+        ref.remove_created()
 
     def _restore(self, res, ref, before):
         """Undo of a delete-to-recreate: the old device again (its FDB entries excepted)."""
