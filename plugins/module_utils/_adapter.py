@@ -69,21 +69,32 @@ def run_info_module(module):
 
 
 def run_probe_module(module):
-    """The reachability module: probes, and the checks that disagree with ``expect``."""
-    from ansible_collections.hostnet.provision.plugins.module_utils._probe import probe
+    """The reachability module: probes, and the checks that disagree with ``expect``
+    (a probe that could not decide disagrees with any expectation)."""
+    from ansible_collections.hostnet.provision.plugins.module_utils._probe import UNKNOWN, probe, unexpected
 
     try:
         results = probe(module.params['checks'], module.params['timeout'])
     except HostnetError as err:
-        module.fail_json(msg=str(err), field=err.field, value=err.value)
-    unexpected = [r for r in results if r.get('expect') is not None and r['expect'] != r['reachable']]
-    if unexpected:
+        module.fail_json(msg=str(err), resource=err.resource, field=err.field, value=err.value)
+    wrong = unexpected(results)
+    unknown = [r for r in results if r['result'] == UNKNOWN]
+    for r in unknown:
+        if r.get('expect') is None:
+            module.warn('%s could not be decided: %s' % (_check_text(r), r['reason']))
+    if wrong:
         module.fail_json(msg='%d of %d checks did not match expect: %s' % (
-            len(unexpected), len(results), '; '.join('%s -> %s %s%s: %s' % (
-                r.get('from') or 'host', r['to'], r['protocol'], ':%s' % r['port'] if r.get('port') else '',
-                'reachable' if r['reachable'] else 'blocked') for r in unexpected)),
-            results=results, unexpected=unexpected)
-    module.exit_json(changed=False, results=results, unexpected=unexpected)
+            len(wrong), len(results), '; '.join('%s: %s (%s), expected %s' % (
+                _check_text(r), r['result'], r['reason'], 'reachable' if r['expect'] else 'blocked')
+                for r in wrong)),
+            results=results, unexpected=wrong)
+    module.exit_json(changed=False, results=results, unexpected=wrong)
+
+
+def _check_text(r):
+    return '%s -> %s %s%s%s' % (r.get('from') or 'host', r['to'], r['protocol'],
+                                ':%s' % r['port'] if r.get('port') else '',
+                                ' (%s)' % r['label'] if r.get('label') else '')
 
 
 def _hostname():
