@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _deps
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import STATES, Context, reconcile
-from ansible_collections.hostnet.provision.plugins.module_utils._errors import ApplyError, HostnetError
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
+    ApplyError,
+    HostnetError,
+    LinkNotFound,
+    NamespaceNotFound,
+)
 
-__all__ = ['STATE_ARG', 'run_resource_module', 'run_info_module', 'run_probe_module']
+__all__ = ['CallContext', 'STATE_ARG', 'run_resource_module', 'run_info_module', 'run_probe_module']
 
 STATE_ARG = dict(type='str', default='merged', choices=list(STATES))
 
@@ -27,15 +32,52 @@ def _require_pyroute2(module):
                 % _hostname(), exception=_deps.PYROUTE2_IMPORT_ERROR)
 
 
+_ASSUMED = {'destination': 'a managed bridge holding'}
+
+
+class CallContext(Context):
+    """The context of one module call. In check mode, what is missing now
+    but may be made by an earlier task of the play (a namespace, a bridge)
+    is collected and reported as one warning for the call (``summarize``),
+    not one per resource."""
+
+    def __init__(self, check_mode=False, warn=None):
+        super().__init__(check_mode, warn)
+        self.assumed = []
+
+    def tolerate_missing(self, err):
+        if not self.check_mode or not isinstance(err, (NamespaceNotFound, LinkNotFound)):
+            raise err
+        self.assumed.append(err)
+
+    def summarize(self):
+        """One warning naming everything check mode assumed into existence."""
+        if not self.assumed:
+            return
+        groups = {}
+        for err in self.assumed:
+            what = 'netns' if isinstance(err, NamespaceNotFound) else (err.field or 'link').split('.')[-1]
+            values = groups.setdefault(what, [])
+            if str(err.value) not in values:
+                values.append(str(err.value))
+        found = '; '.join('%s %s' % (_ASSUMED.get(what, what), ', '.join(values))
+                          for what, values in sorted(groups.items()))
+        hairpin = '; hairpin mode of the ports of those bridges is not predicted' if 'destination' in groups else ''
+        self.warn('check mode: not found now: %s (assuming it will exist when this runs for real, made by an '
+                  'earlier task)%s' % (found, hairpin))
+        self.assumed = []
+
+
 def run_resource_module(module, kind_class):
     """Reconcile ``config`` with ``state``; exit_json or fail_json once."""
     _require_pyroute2(module)
     from ansible_collections.hostnet.provision.plugins.module_utils._netlink import Kernel
 
-    ctx = Context(check_mode=module.check_mode, warn=module.warn)
+    ctx = CallContext(check_mode=module.check_mode, warn=module.warn)
     try:
         with Kernel() as kernel:
             result = reconcile(kind_class(kernel, ctx), module.params['config'], module.params['state'], ctx)
+        ctx.summarize()
     except ApplyError as err:
         # Something was changed before the failure: say so, as changed.
         module.fail_json(msg=str(err), changed=bool(err.done), resource=err.resource, field=err.field,

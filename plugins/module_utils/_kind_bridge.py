@@ -187,10 +187,6 @@ class BridgeKind(ResourceKind):
             return []
         icc_off = after is not None and after.get('icc') is False
         bridge_meta = self.nft.bridge_meta(netns) if icc_off else True
-        if icc_off and not bridge_meta:
-            self.nft.warn_once('icc', 'this kernel has no nft_meta_bridge (CONFIG_NFT_BRIDGE_META): icc: false '
-                                      'is enforced on the ports the bridge has now; ports added later are '
-                                      'covered when this module runs again')
         ports = self._ports(netns, name) if icc_off and not bridge_meta else []
         want = bridge_elements(name, after, ports, bridge_meta) if after is not None else set()
         if before is None:
@@ -209,6 +205,11 @@ class BridgeKind(ResourceKind):
                                 owner=lambda tables: owned_elements(tables, name), keep=want)
         if op is not None:
             ops.append(op)
+            if icc_off and not bridge_meta:
+                # Only when the port list changes, not on every idempotent run.
+                self.nft.warn_once('icc', 'this kernel has no nft_meta_bridge (CONFIG_NFT_BRIDGE_META): icc: '
+                                          'false is enforced on the ports the bridge has now; ports added later '
+                                          'are covered when this module runs again')
         if after is None:
             return ops
         if any(ipaddress.ip_interface(a).version == 4 for a in after.get('addresses') or []) and \

@@ -32,6 +32,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils import _validate
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, resource_label
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     ConflictError,
+    LinkNotFound,
     NamespaceNotFound,
     ValidationError,
 )
@@ -389,13 +390,17 @@ class PortmapKind(ResourceKind):
             if dest in ipaddress.ip_network(element.key[1]):
                 bridge = element.key[0]
                 break
-        if bridge is None:
-            self.ctx.warn('%s: destination %s is not behind a bridge managed by hostnet.provision.bridge: the port '
-                          'is reachable from outside, but not via the host\'s 127.0.0.1 nor from endpoints of its '
-                          'own network (hairpin)' % (res, dest))
-            return []
-        link = self.kernel.link(netns, bridge)
+        link = None if bridge is None else self.kernel.link(netns, bridge)
         if link is None:
+            if self.ctx.check_mode:
+                # On a fresh host the bridge is made by an earlier task of the
+                # play: say so once for the call, not "no bridge" per mapping.
+                self.ctx.tolerate_missing(LinkNotFound(
+                    '%s: no managed bridge holds destination %s yet' % (res, dest), res, 'destination', str(dest)))
+                return []
+            self.nft.warn_once(('hairpin', str(dest)), '%s: destination %s is not behind a bridge managed by '
+                               'hostnet.provision.bridge: the port is reachable from outside, but not via the '
+                               'host\'s 127.0.0.1 nor from endpoints of its own network (hairpin)' % (res, dest))
             return []
         if (netns or '', link['index']) in self._hairpin_bridges:
             return []  # every port of this bridge was looked at for an earlier mapping
