@@ -76,7 +76,11 @@ def run_resource_module(module, kind_class):
     ctx = CallContext(check_mode=module.check_mode, warn=module.warn)
     try:
         with Kernel() as kernel:
-            result = reconcile(kind_class(kernel, ctx), module.params['config'], module.params['state'], ctx)
+            kind = kind_class(kernel, ctx)
+            config = module.params['config']
+            if hasattr(kind, 'expand'):
+                config = kind.expand(config)
+            result = reconcile(kind, config, module.params['state'], ctx)
         ctx.summarize()
     except ApplyError as err:
         # Something was changed before the failure: say so, as changed.
@@ -86,6 +90,8 @@ def run_resource_module(module, kind_class):
         module.fail_json(msg=str(err), changed=False, resource=err.resource, field=err.field,
                          value=err.value)
     out = result.as_dict()
+    if hasattr(kind, 'result_extra') and result.gathered is None:
+        out.update(kind.result_extra())
     if module._diff and result.gathered is None:
         out['diff'] = result.diff()
     module.exit_json(**out)
