@@ -16,7 +16,7 @@ import os
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import gather
-from ansible_collections.hostnet.provision.plugins.module_utils._errors import NamespaceNotFound, ValidationError
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import HostnetError, NamespaceNotFound, ValidationError
 from ansible_collections.hostnet.provision.plugins.module_utils._kinds import KINDS
 from ansible_collections.hostnet.provision.plugins.module_utils._netlink import RTPROT_HOSTNET, is_managed
 
@@ -66,7 +66,11 @@ def check_namespaces(specs):
             raise NamespaceNotFound('net_info: netns %r: no process %s is running' % (spec, spec[4:]),
                                     'net_info', 'netns', spec)
         # Opening it proves a live namespace (not a stale file or a plain file).
-        os.close(_nsfs.open_namespace(spec, 'net_info', 'netns'))
+        try:
+            os.close(_nsfs.open_namespace(spec, 'net_info', 'netns'))
+        except HostnetError as err:
+            text = str(err).split(': ', 1)[-1]
+            raise NamespaceNotFound('net_info: netns %r: %s' % (spec, text), 'net_info', 'netns', spec) from None
 
 
 def collect(kernel, ctx, netns=None, sections=SECTIONS, process_namespaces_too=False, kinds=None):

@@ -235,7 +235,8 @@ class PortmapKind(ResourceKind):
         for item in items:
             key = self.key(item)
             if key in seen:
-                raise ValidationError('portmap %s is listed twice in config' % describe(item), describe(item),
+                raise ValidationError('portmap %s: host_port %s is listed twice in config' % (
+                    describe(item), item['host_port']), describe(item),
                                       'host_port', item['host_port'])
             seen[key] = item
             if item['host_port'] != 'auto':
@@ -266,7 +267,7 @@ class PortmapKind(ResourceKind):
     def current(self, key):
         netns = key[0]
         if not self.kernel.exists(netns):
-            raise NamespaceNotFound('%s: network namespace %r does not exist' % (self._res(key), netns),
+            raise NamespaceNotFound('%s: netns %r: network namespace does not exist' % (self._res(key), netns),
                                     self._res(key), 'netns', netns)
         self.nft.require()
         mapping = self._mappings(netns).get(key)
@@ -387,8 +388,9 @@ class PortmapKind(ResourceKind):
         if holders:
             text = '; '.join(h.describe() for h in holders)
             if not after.get('_allow_listening'):
-                raise ConflictError('%s: %s: publishing it would take its connections (set allow_listening: true '
-                                    'on this mapping to publish it anyway)' % (res, text), res, 'host_port',
+                raise ConflictError('%s: host_port %s: %s: publishing it would take its connections (set '
+                                    'allow_listening: true on this mapping to publish it anyway)'
+                                    % (res, after['host_port'], text), res, 'host_port',
                                     after['host_port'])
             self.ctx.warn('%s: %s; allow_listening is set: connections to the host\'s addresses on it now go to '
                           '%s instead' % (res, text, after['destination']))
@@ -397,8 +399,9 @@ class PortmapKind(ResourceKind):
             text = ', '.join('host port %d/%s is already DNATed by %s' % (port, protocol, where)
                              for port, where in taken)
             if not after.get('_allow_foreign_dnat'):
-                raise ConflictError('%s: %s (another tool publishes it; set allow_foreign_dnat: true on this '
-                                    'mapping to publish it anyway)' % (res, text), res, 'host_port',
+                raise ConflictError('%s: host_port %s: %s (another tool publishes it; set allow_foreign_dnat: '
+                                    'true on this mapping to publish it anyway)' % (res, after['host_port'], text),
+                                    res, 'host_port',
                                     after['host_port'])
             self.ctx.warn('%s: %s; allow_foreign_dnat is set: whichever table\'s rule runs first takes the '
                           'connections' % (res, text))
@@ -437,8 +440,8 @@ class PortmapKind(ResourceKind):
                     if other['host_ip'] and mine['host_ip'] and other['host_ip'] != mine['host_ip']:
                         continue
                     shared = mine['ports'] & other['ports']
-                    raise ConflictError('%s: host port %s/%s%s is already published by portmap %s'
-                                        % (res, _range_text(shared), mine['protocol'],
+                    raise ConflictError('%s: host_port %s: host port %s/%s%s is already published by portmap %s'
+                                        % (res, after['host_port'], _range_text(shared), mine['protocol'],
                                            '' if not mine['host_ip'] else ' on %s' % mine['host_ip'],
                                            describe(other['mapping'])),
                                         res, 'host_port', after['host_port'])

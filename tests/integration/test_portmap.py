@@ -201,7 +201,8 @@ def test_host_port_clash_is_refused_naming_both(net):
     state = ruleset()
     clash = {'host_port': '8079-8081', 'destination': '198.51.100.11', 'port': 80}
     result = run_module('portmap', fail=True, config=[clash])
-    assert result['msg'] == ('portmap tcp *:8079-8081 -> 198.51.100.11:80-82: host port 8080/tcp is already '
+    assert result['msg'] == ('portmap tcp *:8079-8081 -> 198.51.100.11:80-82: host_port 8079-8081: host port '
+                             '8080/tcp is already '
                              'published by portmap tcp *:8080 -> 198.51.100.10:80')
     assert result['field'] == 'host_port'
     # A specific address of the same family clashes with the wildcard too.
