@@ -156,3 +156,92 @@ def wait_for(predicate, timeout=5.0, interval=0.1):
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+# -- "nothing changed": a snapshot of everything a refused call could touch --
+
+_VOLATILE_LINK_KEYS = ('stats', 'stats64', 'operstate', 'linkinfo_xstats', 'carrier_changes', 'carrier_up_count',
+                       'carrier_down_count')
+
+
+def _drop_volatile(entry):
+    if isinstance(entry, dict):
+        return dict((k, _drop_volatile(v)) for k, v in entry.items() if k not in _VOLATILE_LINK_KEYS)
+    if isinstance(entry, list):
+        return [_drop_volatile(v) for v in entry]
+    return entry
+
+
+def _netns_view(netns=None):
+    def links():
+        # Bridge timers tick; keep what a change would show.
+        out = []
+        for entry in ip_json('-d', 'link', 'show', netns=netns):
+            info = (entry.get('linkinfo') or {}).get('info_data') or {}
+            for timer in ('hello_timer', 'tcn_timer', 'topology_change_timer', 'gc_timer'):
+                info.pop(timer, None)
+            out.append(_drop_volatile(entry))
+        return out
+
+    def fdb_all():
+        cmd = ['bridge', '-j'] + (['-n', netns] if netns else []) + ['fdb', 'show']
+        text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return [e for e in (json.loads(text) if text.strip() else []) if 'permanent' in (e.get('state') or '')
+                or 'static' in (e.get('flags') or []) or e.get('dst')]
+
+    return {
+        'links': links(),
+        'addresses': _drop_volatile(ip_json('addr', 'show', netns=netns)),
+        'routes4': ip_json('-4', 'route', 'show', 'table', 'all', netns=netns),
+        'routes6': [r for r in ip_json('-6', 'route', 'show', 'table', 'all', netns=netns)],
+        'rules': ip_json('rule', 'show', netns=netns),
+        'neighbours': [n for n in ip_json('neigh', 'show', 'nud', 'permanent', netns=netns)],
+        'fdb': fdb_all(),
+    }
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError as err:
+        return 'unreadable: %s' % err.strerror
+
+
+def kernel_snapshot():
+    """Everything a refused module or role call could have changed, read
+    through the kernel's other channels (ip, bridge, nft, /proc, /run):
+    links, addresses, routes and rules of every table, permanent neighbour
+    and static FDB entries — in the sandbox's own namespace and in every
+    named namespace — the nftables ruleset, the forwarding sysctls and the
+    collection's records under /run/hostnet. Compare two with ==."""
+    snap = {'': _netns_view(None)}
+    for name in netns_names():
+        snap[name] = _netns_view(name)
+    ruleset = subprocess.run(['nft', '-j', 'list', 'ruleset'], check=True, capture_output=True, text=True).stdout
+    snap['nftables'] = [e for e in json.loads(ruleset)['nftables'] if 'metainfo' not in e]
+    snap['sysctl'] = dict((p, _read(p)) for p in (
+        '/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding',
+        '/proc/sys/net/ipv4/conf/all/route_localnet'))
+    records = {}
+    for root, _dirs, files in os.walk('/run/hostnet'):
+        for name in files:
+            path = os.path.join(root, name)
+            records[path] = _read(path)
+    snap['records'] = records
+    snap['netns'] = netns_names()
+    return snap
+
+
+def snapshot_diff(before, after):
+    """Human-readable list of the parts of two snapshots that differ."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            if isinstance(before.get(key), dict) and isinstance(after.get(key), dict):
+                for sub in sorted(set(before[key]) | set(after[key])):
+                    if before[key].get(sub) != after[key].get(sub):
+                        out.append('%s/%s: %r -> %r' % (key, sub, before[key].get(sub), after[key].get(sub)))
+            else:
+                out.append('%s: %r -> %r' % (key, before.get(key), after.get(key)))
+    return out
