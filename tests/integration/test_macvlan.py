@@ -103,13 +103,13 @@ def test_passthru_is_a_recreate(lan):
     assert run_module('macvlan', config=[dict(lan[0], mode='passthru')])['changed'] is False
 
 
-def test_failed_recreate_puts_the_old_link_back(lan):
+def test_passthru_beside_another_macvlan_refused_before_any_change(lan):
     run_module('macvlan', config=lan)
     mac = link('eth0', netns='ns-a')['address']
-    # passthru needs the parent alone: the kernel refuses while ns-b's macvlan is on it.
+    # passthru needs the parent alone: ns-b's macvlan is on it (the kernel would say EINVAL).
     result = run_module('macvlan', fail=True, config=[dict(lan[0], mode='passthru')])
-    assert 'mode passthru needs a parent that has no other macvlan' in result['msg']
-    assert 'rolled back' in result['msg'] and result['field'] == 'mode'
+    assert 'mode passthru cannot share parent nic0 with macvlan eth0 (mode bridge)' in result['msg']
+    assert result['field'] == 'mode' and result['value'] == 'passthru' and result['changed'] is False
     entry = link('eth0', netns='ns-a', details=True)
     assert entry['address'] == mac and entry['linkinfo']['info_data']['mode'] == 'bridge'
     assert addresses('eth0', netns='ns-a') == ['2001:db8:113::10/64', '203.0.113.10/24']
