@@ -152,6 +152,15 @@ class MacvlanKind(ResourceKind):
             if item['parent'] is not None:
                 by_lower.setdefault(_lower_name(item), []).append(item)
         for lower, users in sorted(by_lower.items()):
+            macs = {}
+            for user in users:
+                if user['mac'] and user['mode'] != 'passthru':
+                    other = macs.setdefault(user['mac'], user)
+                    if other is not user:
+                        res = 'macvlan %s' % resource_label(user['netns'], user['name'])
+                        raise ValidationError('%s: mac %s is also given to macvlan %s on the same parent %s in this '
+                                              'call' % (res, user['mac'], resource_label(other['netns'], other['name']),
+                                                        lower), res, 'mac', user['mac'])
             if len(users) > 1 and any(u['mode'] == 'passthru' for u in users):
                 first = next(u for u in users if u['mode'] == 'passthru')
                 other = next(u for u in users if u is not first)
@@ -271,7 +280,8 @@ class MacvlanKind(ResourceKind):
                           lambda: self._restore(res, ref, old)))
             ops.extend(self._release_vlan(res, key, before))
             before = None
-        self._check_refs(res, after, key, creating=before is None)
+        self._check_refs(res, after, key, creating=before is None,
+                         mac_changed=before is not None and after.get('mac') != before.get('mac'))
         if before is None:
             ops.extend(self._vlan_ops(res, after))
             ops.append(Op(res, 'create macvlan %s on %s (mode %s)' % (
@@ -294,7 +304,7 @@ class MacvlanKind(ResourceKind):
                                  ipconf.gateway_routes(after.get('gateway')) + list(after.get('routes') or [])))
         return ops
 
-    def _check_refs(self, res, after, key=None, creating=False):
+    def _check_refs(self, res, after, key=None, creating=False, mac_changed=False):
         """Refuse a missing parent, an MTU above the parent's and a mode the
         parent cannot carry, before any change."""
         parent = after['parent']
@@ -317,16 +327,39 @@ class MacvlanKind(ResourceKind):
         if after.get('mtu') is None and creating:
             v.mtu_ipv6(lower['mtu'], after.get('addresses'), res,
                        origin=' (unset, so the MTU of parent %s)' % lower['name'])
-        if creating:
-            self._check_lower_free(res, key, after, lower)
+        # With vlan and no sub-interface yet, it is made by this call: new, on the parent.
+        pending = bool(after.get('vlan')) and lower is link
+        if lower['kind'] == 'macvlan' and not pending:
+            raise ValidationError('%s: parent %r is itself a macvlan; the kernel would put the new one on that '
+                                  'macvlan\'s own parent instead: name that one' % (res, lower['name']),
+                                  res, 'parent', after['parent'])
+        if creating and lower['master'] and not pending:
+            master = self.kernel.link_by_index(None, lower['master'])
+            raise ValidationError('%s: parent %r is a port of %s %s, which holds its traffic; the kernel refuses a '
+                                  'macvlan on it (EBUSY): use the %s itself as parent'
+                                  % (res, lower['name'], (master or {}).get('kind') or 'master',
+                                     (master or {}).get('name') or lower['master'], (master or {}).get('kind')
+                                     or 'master'), res, 'parent', after['parent'])
+        check_mac = bool(after.get('mac')) and after['mode'] != 'passthru' and (creating or mac_changed)
+        if check_mac and after['mac'] == lower['mac']:
+            raise ValidationError('%s: mac %s is the MAC address of its parent %s (the kernel refuses to bring the '
+                                  'macvlan up)' % (res, after['mac'], lower['name']), res, 'mac', after['mac'])
+        if (creating or check_mac) and not pending:
+            self._check_lower_free(res, key, after, lower, creating, check_mac)
 
-    def _check_lower_free(self, res, key, after, lower):
+    def _check_lower_free(self, res, key, after, lower, creating=True, check_mac=True):
         """The kernel refuses (EINVAL) a second macvlan on a parent that
         carries a passthru one, and a passthru one on a parent that carries
         any: refused here against the macvlans the parent has now."""
         mine = (_nsfs.namespace_id(key[0]), key[1])
-        for ident, name, mode in self._macvlans_on(lower['index']):
+        for ident, name, mode, mac in self._macvlans_on(lower['index']):
             if (ident, name) == mine or (ident, name) in self._leaving:
+                continue
+            if after.get('mac') and after['mac'] == mac and check_mac:
+                raise ValidationError('%s: mac %s is already the MAC address of macvlan %s on the same parent %s '
+                                      '(the kernel refuses to bring up the second one)'
+                                      % (res, after['mac'], name, lower['name']), res, 'mac', after['mac'])
+            if not creating:
                 continue
             if 'passthru' in (mode, after['mode']):
                 raise ValidationError('%s: mode %s cannot share parent %s with macvlan %s (mode %s), which is '
@@ -349,7 +382,7 @@ class MacvlanKind(ResourceKind):
                     if link['kind'] == 'macvlan' and link['link'] is not None \
                             and (link['link_netnsid'] is None) == (ident == home):
                         self._lowers.setdefault(link['link'], []).append(
-                            (ident, link['name'], (link.get('macvlan') or {}).get('mode')))
+                            (ident, link['name'], (link.get('macvlan') or {}).get('mode'), link['mac']))
         return self._lowers.get(index, [])
 
     # -- 802.1Q parent ------------------------------------------------------

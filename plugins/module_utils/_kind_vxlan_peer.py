@@ -124,10 +124,10 @@ class VxlanPeerKind(ResourceKind):
             return None
         where = ' in netns %s' % netns if netns else ''
         if not is_managed(link):
-            raise NotManagedError('%s: the %s %r%s was not created by %s; its forwarding entries are left alone'
-                                  % (res, link['kind'] or 'link', name, where, OWNER_TAG), res, 'device', name)
+            raise NotManagedError('%s: device %r: the %s%s was not created by %s; its forwarding entries are left '
+                                  'alone' % (res, name, link['kind'] or 'link', where, OWNER_TAG), res, 'device', name)
         if link['kind'] != 'vxlan':
-            raise ConflictError('%s: %r%s is a %s, not a vxlan device' % (res, name, where, link['kind']),
+            raise ConflictError('%s: device %r%s is a %s, not a vxlan device' % (res, name, where, link['kind']),
                                 res, 'device', name)
         vx = link.get('vxlan') or {}
         group = _norm_ip(vx.get('group'))

@@ -107,6 +107,8 @@ def cidr(value, resource, field='addresses'):
         _fail(resource, field, value, 'is not a valid address: %s' % exc)
     if iface.ip.is_multicast or iface.ip.is_unspecified:
         _fail(resource, field, value, 'is not a unicast host address')
+    if iface.ip.is_loopback:
+        _fail(resource, field, value, 'is a loopback address, which belongs on lo only')
     return str(iface)
 
 
