@@ -235,3 +235,22 @@ def test_vlan_parent_lifecycle(lan):
     assert run_module('macvlan', state='deleted', config=[{'name': 'eth0', 'netns': 'ns-a'}])['commands'] == [
         'delete macvlan eth0@ns-a']
     assert link('nic0.200') is not None
+
+
+def test_failed_overridden_call_puts_deleted_endpoints_back(lan):
+    old = dict(endpoint(None, 12, gateway=None), name='mv-old', mode='private')
+    run_module('macvlan', config=[old])
+    mac = link('mv-old')['address']
+    sh('ip', 'link', 'add', 'fgn0', 'netns', 'ns-b', 'type', 'veth', 'peer', 'name', 'fgn1', 'netns', 'ns-b')
+    sh('ip', '-n', 'ns-b', 'addr', 'add', '198.51.100.2/24', 'dev', 'fgn0')
+    sh('ip', '-n', 'ns-b', 'link', 'set', 'fgn0', 'up')
+    sh('ip', '-n', 'ns-b', 'route', 'add', 'default', 'via', '198.51.100.1')
+    # overridden deletes mv-old first; eth0@ns-b's gateway then fails in the kernel (EEXIST).
+    result = run_module('macvlan', fail=True, state='overridden', config=[lan[1]])
+    assert 'nothing of this call was kept' in result['msg'] and result['changed'] is False
+    assert result['rolled_back'][-1] == 'delete macvlan mv-old'
+    entry = link('mv-old', details=True)
+    assert entry['address'] == mac and entry['linkinfo']['info_data']['mode'] == 'private'
+    assert sorted(addresses('mv-old')) == ['2001:db8:113::12/64', '203.0.113.12/24']
+    assert sorted(sys_class_net('ns-b')) == ['fgn0', 'fgn1', 'lo']
+    assert run_module('macvlan', config=[old])['changed'] is False

@@ -138,6 +138,26 @@ def test_failure_midway_leaves_nothing_of_the_call(segment):
     assert run_module('veth', config=[segment[0], bad, third])['changed'] is False
 
 
+def test_failed_overridden_call_puts_deleted_pairs_back(segment):
+    run_module('veth', config=[segment[0]])
+    mac, peer_mac = link('veth-a')['address'], link('eth0', netns='ns-a')['address']
+    sh('ip', 'link', 'add', 'fgn0', 'netns', 'ns-b', 'type', 'veth', 'peer', 'name', 'fgn1', 'netns', 'ns-b')
+    sh('ip', '-n', 'ns-b', 'addr', 'add', '203.0.113.2/24', 'dev', 'fgn0')
+    sh('ip', '-n', 'ns-b', 'link', 'set', 'fgn0', 'up')
+    sh('ip', '-n', 'ns-b', 'route', 'add', 'default', 'via', '203.0.113.1')
+    # overridden deletes veth-a first, then veth-b fails in the kernel (EEXIST).
+    result = run_module('veth', fail=True, state='overridden', config=[segment[1]])
+    assert 'nothing of this call was kept' in result['msg'] and result['changed'] is False
+    assert result['rolled_back'][-1] == 'delete veth veth-a (and its peer)'
+    # veth-a is back as it was: both ends, MACs, addresses, gateways, bridge.
+    assert link('veth-a')['address'] == mac and link('eth0', netns='ns-a')['address'] == peer_mac
+    assert link('veth-a')['master'] == 'hn-br0'
+    assert addresses('eth0', netns='ns-a') == ['198.51.100.10/24', '2001:db8:100::10/64']
+    assert default_gateways('ns-a') == ['198.51.100.1', '2001:db8:100::1']
+    assert link('veth-b') is None
+    assert run_module('veth', config=[segment[0]])['changed'] is False
+
+
 @pytest.mark.parametrize('change, field, fragment', [
     ({'name': 'veth-a-is-too-long'}, 'name', 'at most 15 bytes'),
     ({'peer': {'gateway': ['203.0.113.1']}}, 'peer.gateway', 'outside the link\'s subnets'),
