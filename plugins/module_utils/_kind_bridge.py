@@ -65,7 +65,7 @@ class BridgeKind(ResourceKind):
         self.nft = NftPlanner(kernel, ctx, enable_forwarding)
 
     def normalize(self, item):
-        name = v.ifname(item.get('name'), 'bridge %s' % item.get('name'))
+        name = v.ifname(item.get('name'), 'bridge %s' % item.get('name'), new_link=True)
         res = 'bridge %s' % name
         out = {
             'name': name,
@@ -87,6 +87,7 @@ class BridgeKind(ResourceKind):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
                                   % (res, fd), res, 'forward_delay', fd)
         _check_forward_delay(out, res)
+        v.mtu_ipv6(out['mtu'], out['addresses'], res)
         return out
 
     def _res(self, key):
@@ -144,6 +145,7 @@ class BridgeKind(ResourceKind):
             ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name),
                           lambda: self.kernel.link_del(netns, res, ref.index())))
             return ops
+        v.mtu_ipv6(after.get('mtu'), after.get('addresses'), res)
         ops = []
         existing = before
         if before is None:
