@@ -235,8 +235,8 @@ class PortmapKind(ResourceKind):
         for item in items:
             key = self.key(item)
             if key in seen:
-                raise ValidationError('portmap %s: host_port %s is listed twice in config' % (
-                    describe(item), item['host_port']), describe(item),
+                raise ValidationError('portmap %s: host_port %s is listed twice in config'
+                                      % (describe(item), item['host_port']), describe(item),
                                       'host_port', item['host_port'])
             seen[key] = item
             if item['host_port'] != 'auto':

@@ -69,8 +69,8 @@ options:
       destination6:
         description:
           - The IPv6 address of a dual-stack endpoint. Without O(config[].host_ip), the entry then publishes
-            the port over both families (two mappings, listed separately in RV(after) and RV(gathered)):
-            IPv4 to O(config[].destination), IPv6 to this address.
+            the port over both families, IPv4 to O(config[].destination) and IPv6 to this address (two
+            mappings, listed separately in RV(after) and RV(gathered)).
           - Not with O(config[].host_ip) nor O(config[].host_port=auto).
         type: str
       port:

@@ -16,14 +16,14 @@ description:
   - Opens each socket inside the source namespace (no C(ping) or C(ip netns exec) process); every check is
     bounded by O(timeout).
   - Changes nothing; O(checks[].expect) turns a result into an assertion.
-  - "Each check ends in one C(result): V(reachable) (an echo reply came back, or the TCP handshake completed);
-    V(blocked) (the network said no: no answer within O(timeout), an ICMP error such as host unreachable or
-    administratively prohibited, no route from the source, a local firewall refusing the send; for TCP also
-    a reset, with C(reason=refused): the destination answered but nothing accepts connections on that port,
-    so to prove that a path is cut, prefer ICMP or a port that has a listener); or V(unknown) (the probe could
-    not run: the source namespace does not exist, the socket could not be opened, an unexpected socket error).
-    C(reason) says which."
-  - An V(unknown) result never counts as blocked: a check with O(checks[].expect) fails against it, whichever
+  - Each check ends in one C(result). V(reachable) means an echo reply came back, or the TCP handshake completed.
+  - V(blocked) means the network said no. No answer within O(timeout), an ICMP error (host unreachable,
+    administratively prohibited), no route from the source, or a local firewall refusing the send; for TCP
+    also a reset (C(reason=refused), the destination answered but nothing accepts connections on that port),
+    so to prove that a path is cut, prefer ICMP or a port that has a listener.
+  - V(unknown) means the probe could not run and proves nothing. The source namespace does not exist, the
+    socket could not be opened, or an unexpected socket error. C(reason) says which.
+  - An V(unknown) result never counts as blocked. A check with O(checks[].expect) fails against it, whichever
     way it points, and a check without one adds a warning.
   - Every check and O(timeout) are validated before the first packet is sent.
 author:
