@@ -193,9 +193,9 @@ def _netns_view(netns=None):
         'links': links(),
         'addresses': _drop_volatile(ip_json('addr', 'show', netns=netns)),
         'routes4': ip_json('-4', 'route', 'show', 'table', 'all', netns=netns),
-        'routes6': [r for r in ip_json('-6', 'route', 'show', 'table', 'all', netns=netns)],
+        'routes6': list(ip_json('-6', 'route', 'show', 'table', 'all', netns=netns)),
         'rules': ip_json('rule', 'show', netns=netns),
-        'neighbours': [n for n in ip_json('neigh', 'show', 'nud', 'permanent', netns=netns)],
+        'neighbours': list(ip_json('neigh', 'show', 'nud', 'permanent', netns=netns)),
         'fdb': fdb_all(),
     }
 
