@@ -28,7 +28,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils import _nft
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import translate_os_error
 
-__all__ = ['Holder', 'listeners', 'foreign_dnat', 'foreign_forward_drops', 'ruleset']
+__all__ = ['Holder', 'sockets', 'name_processes', 'conflicts', 'foreign_dnat', 'foreign_forward_drops', 'ruleset']
 
 _TCP_LISTEN = '0A'  # include/net/tcp_states.h
 _OUR_TABLES = (_nft.TABLE, 'hostnet_probe')
@@ -86,7 +86,7 @@ def _sockets(protocol, ports):
                 continue
             hexaddr, hexport = cols[1].rsplit(':', 1)
             port = int(hexport, 16)
-            if port in ports:
+            if ports is None or port in ports:
                 found.append(Holder(protocol, _decode_address(hexaddr), port, int(cols[9])))
     return found
 
@@ -121,22 +121,26 @@ def _processes(holders):
                 holder.processes.append((name, int(entry)))
 
 
-def listeners(spec, protocol, ports, resource=None):
-    """Sockets of ``protocol`` (tcp: listening; udp: bound) on any of
-    ``ports`` in a namespace, each with the processes holding it."""
-    if protocol not in ('tcp', 'udp') or not ports:
+def sockets(spec, protocol, resource=None):
+    """Every socket of ``protocol`` (tcp: listening; udp: bound) in a
+    namespace, without its processes (see ``name_processes``)."""
+    if protocol not in ('tcp', 'udp'):
         return []
     fd = _nsfs.open_namespace(spec, resource) if spec else None
     try:
         with _nsfs.entered(fd):
-            holders = _sockets(protocol, set(ports))
+            return _sockets(protocol, None)
     except OSError as exc:
         raise translate_os_error(exc, 'list %s sockets in %s' % (protocol, _nsfs.spec_label(spec)),
                                  resource) from None
     finally:
         if fd is not None:
             os.close(fd)
-    _processes(holders)
+
+
+def name_processes(holders):
+    """Fill in the processes holding each socket (once per holder)."""
+    _processes([h for h in holders if not h.processes])
     return holders
 
 

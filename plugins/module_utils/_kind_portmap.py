@@ -107,6 +107,7 @@ class PortmapKind(ResourceKind):
         self._hairpin_bridges = set()  # (netns, bridge ifindex) whose ports were planned
         self._bound = {}         # (netns, protocol) -> ports bound by sockets (read once)
         self._ruleset = {}       # netns -> the namespace's whole ruleset (read once, JSON objects)
+        self._sockets = {}       # (netns, protocol) -> its bound/listening sockets (read once)
         self._drops_checked = set()
         self.firewall = []       # other tables' forward chains that drop published traffic
 
@@ -381,10 +382,13 @@ class PortmapKind(ResourceKind):
     def _check_others(self, netns, after, version, res):
         """Refuse a host port that a host process listens on, or that another
         nftables table already DNATs (each unless explicitly allowed)."""
-        ports = _ports(after['assigned_port'] if after['host_port'] == 'auto' else after['host_port'])
+        ports = set(_ports(after['assigned_port'] if after['host_port'] == 'auto' else after['host_port']))
         protocol = after['protocol']
-        holders = [h for h in _hostports.listeners(netns, protocol, ports, res)
-                   if _hostports.conflicts(h, version, after.get('host_ip'))]
+        key = (netns or '', protocol)
+        if key not in self._sockets:
+            self._sockets[key] = _hostports.sockets(netns, protocol, res)  # read once per run
+        holders = _hostports.name_processes([h for h in self._sockets[key] if h.port in ports and
+                                             _hostports.conflicts(h, version, after.get('host_ip'))])
         if holders:
             text = '; '.join(h.describe() for h in holders)
             if not after.get('_allow_listening'):
