@@ -32,8 +32,9 @@ requirements:
   - Linux with network namespaces; the module runs as root (CAP_NET_ADMIN and CAP_SYS_ADMIN)
 notes:
   - All input is checked, and the whole plan is computed, before anything is changed.
-    If applying fails for one resource, that resource's own changes are rolled back and the error lists
-    what had already been applied for the resources before it; a re-run converges.
+    If applying fails midway, every change the call made, for all its resources, is undone, newest first,
+    and the error says that nothing of the call was kept, or names exactly what stands because it could not
+    be undone (a deleted bridge, VXLAN device or namespace); a re-run converges.
   - In check mode a namespace or bridge that does not exist yet is assumed to be created by an earlier
     task of the same play; a warning says so.
   - The engine talks netlink directly (pyroute2); it never runs the C(ip) command.

@@ -66,7 +66,7 @@ class BridgeKind(ResourceKind):
         self.nft = NftPlanner(kernel, ctx, enable_forwarding)
 
     def normalize(self, item):
-        name = v.ifname(item.get('name'), 'bridge %s' % item.get('name'))
+        name = v.ifname(item.get('name'), 'bridge %s' % item.get('name'), new_link=True)
         res = 'bridge %s' % name
         out = {
             'name': name,
@@ -89,6 +89,7 @@ class BridgeKind(ResourceKind):
                                   % (res, fd), res, 'forward_delay', fd)
         _check_forward_delay(out, res)
         out.update(_clash.override(item, res))
+        v.mtu_ipv6(out['mtu'], out['addresses'], res)
         return out
 
     def _res(self, key):
@@ -151,6 +152,7 @@ class BridgeKind(ResourceKind):
         _clash.check(self.kernel, res, _clash.added(netns, 'addresses', (before or {}).get('addresses'),
                                                     after.get('addresses')),
                      [(netns, name)], after.get('_allow_route_overlap'))
+        v.mtu_ipv6(after.get('mtu'), after.get('addresses'), res)
         ops = []
         existing = before
         if before is None:
@@ -194,10 +196,6 @@ class BridgeKind(ResourceKind):
             return []
         icc_off = after is not None and after.get('icc') is False
         bridge_meta = self.nft.bridge_meta(netns) if icc_off else True
-        if icc_off and not bridge_meta:
-            self.nft.warn_once('icc', 'this kernel has no nft_meta_bridge (CONFIG_NFT_BRIDGE_META): icc: false '
-                                      'is enforced on the ports the bridge has now; ports added later are '
-                                      'covered when this module runs again')
         ports = self._ports(netns, name) if icc_off and not bridge_meta else []
         want = bridge_elements(name, after, ports, bridge_meta) if after is not None else set()
         if before is None:
@@ -216,6 +214,11 @@ class BridgeKind(ResourceKind):
                                 owner=lambda tables: owned_elements(tables, name), keep=want)
         if op is not None:
             ops.append(op)
+            if icc_off and not bridge_meta:
+                # Only when the port list changes, not on every idempotent run.
+                self.nft.warn_once('icc', 'this kernel has no nft_meta_bridge (CONFIG_NFT_BRIDGE_META): icc: '
+                                          'false is enforced on the ports the bridge has now; ports added later '
+                                          'are covered when this module runs again')
         if after is None:
             return ops
         if any(ipaddress.ip_interface(a).version == 4 for a in after.get('addresses') or []) and \

@@ -127,10 +127,14 @@ class NetnsKind(ResourceKind):
                                                       'attach network namespace', res, name)),
                               lambda: _undo_create(kernel, name, made)))
         if pid is None and not (before or {}).get('_lo_up'):
-            def lo_up():
-                lo = kernel.link(name, 'lo', res)
-                kernel.link_set(name, res, lo['index'], state='up')
-            ops.append(Op(res, 'bring up lo in netns %s' % name, lo_up))
+            def lo_state(state):
+                def run():
+                    if state == 'down' and not kernel.exists(name):
+                        return  # gone with the namespace
+                    lo = kernel.link(name, 'lo', res)
+                    kernel.link_set(name, res, lo['index'], state=state)
+                return run
+            ops.append(Op(res, 'bring up lo in netns %s' % name, lo_state('up'), lo_state('down')))
         ops.extend(self._sysctl_ops(name, res, before, after['sysctls']))
         return ops
 
@@ -146,7 +150,8 @@ class NetnsKind(ResourceKind):
             was = '' if old is None else ' (was %s)' % old
             ops.append(Op(res, 'set sysctl %s=%s in netns %s%s' % (key, value, name, was),
                           _set_sysctl(name, key, value, res),
-                          _set_sysctl(name, key, old, res) if old is not None else None))
+                          # In a new namespace: undone with the namespace itself.
+                          _set_sysctl(name, key, old, res) if old is not None else _nothing))
         return ops
 
 
@@ -157,6 +162,10 @@ def _set_sysctl(name, key, value, res):
         keys = sorted(set(marker.get('sysctls', [])) | {key})
         _nsfs.update_marker(name, sysctls=keys)
     return run
+
+
+def _nothing():
+    return None
 
 
 def _sysctl_value(value, res, key):

@@ -69,17 +69,17 @@ class VethKind(ResourceKind):
     # -- input ------------------------------------------------------------
 
     def normalize(self, item):
-        name = v.ifname(item.get('name'), 'veth %s' % item.get('name'))
+        name = v.ifname(item.get('name'), 'veth %s' % item.get('name'), new_link=True)
         res = 'veth %s' % name
         peer_in = item.get('peer')
         peer = None if not peer_in else {
-            'name': v.ifname(peer_in.get('name'), res, 'peer.name'),
+            'name': v.ifname(peer_in.get('name'), res, 'peer.name', new_link=True),
             'netns': v.netns_spec(peer_in.get('netns'), res, 'peer.netns'),
             'mtu': v.mtu(peer_in.get('mtu'), res, 'peer.mtu'),
             'mac': v.mac(peer_in.get('mac'), res, 'peer.mac'),
             'addresses': v.cidr_list(peer_in.get('addresses'), res, 'peer.addresses'),
             'gateway': _ipconf.gateways(peer_in.get('gateway'), peer_in.get('addresses'), res, 'peer.gateway'),
-            'routes': _ipconf.routes(peer_in.get('routes'), res, 'peer.routes'),
+            'routes': _ipconf.routes(peer_in.get('routes'), res, 'peer.routes', peer_in.get('addresses')),
         }
         out = {
             'name': name,
@@ -91,6 +91,7 @@ class VethKind(ResourceKind):
             'peer': peer,
         }
         out.update(_clash.override(item, res))
+        _check_mtu_ipv6(res, out)
         if peer and out['netns'] == peer['netns'] and name == peer['name']:
             raise ValidationError('%s: peer.name %r equals name in the same namespace' % (res, name),
                                   res, 'peer.name', name)
@@ -209,8 +210,11 @@ class VethKind(ResourceKind):
         kernel = self.kernel
         host = LinkRef(kernel, netns, name, res)
         if after is None:
+            old = public(before)
+            # Undone by building the pair again as it was (not when its peer was lost already).
             return [Op(res, 'delete veth %s (and its peer)' % resource_label(netns, name),
-                       lambda: kernel.link_del(netns, res, host.index()))]
+                       lambda: kernel.link_del(netns, res, host.index()),
+                       None if before.get('_broken') else lambda: self._restore(key, old))]
         peer = LinkRef(kernel, after['peer']['netns'], after['peer']['name'], res, 'peer.name')
         ops = []
         if before is not None and self._needs_recreate(before, after):
@@ -221,6 +225,9 @@ class VethKind(ResourceKind):
                           lambda: kernel.link_del(netns, res, host.index()),
                           lambda: self._restore(key, old)))
             before = None
+        _check_mtu_ipv6(res, after)
+        _ipconf.check_on_link(after['peer'].get('addresses'), after['peer'].get('gateway'),
+                              after['peer'].get('routes'), res, 'peer.gateway', 'peer.routes')
         self._check_refs(res, netns, after, creating=before is None)
         self._check_clash(res, netns, before, after)
         if before is None:
@@ -234,7 +241,7 @@ class VethKind(ResourceKind):
             ops.extend(attribute_ops(peer, before['peer'], after['peer'], prefix='peer '))
             for ref, up in ((host, before.get('_up')), (peer, before.get('_peer_up'))):
                 if not up:
-                    ops.append(Op(res, 'bring up %s' % ref.name, _up(ref)))
+                    ops.append(Op(res, 'bring up %s' % ref.name, _up(ref), _down(ref)))
             if after.get('bridge') != before.get('bridge'):
                 ops.append(self._master_op(res, netns, host, before.get('bridge'), after.get('bridge')))
         ops.extend(address_ops(host, before.get('addresses'), after.get('addresses')))
@@ -331,8 +338,19 @@ class VethKind(ResourceKind):
         return Op(res, text, setter(new), setter(old))
 
 
+def _check_mtu_ipv6(res, config):
+    """Each end: no MTU below 1280 next to an IPv6 address."""
+    v.mtu_ipv6(config.get('mtu'), config.get('addresses'), res)
+    peer = config.get('peer') or {}
+    v.mtu_ipv6(peer.get('mtu'), peer.get('addresses'), res, 'peer.mtu', 'peer.addresses')
+
+
 def _up(ref):
     return lambda: ref.set(state='up')
+
+
+def _down(ref):
+    return lambda: ref.set(state='down')
 
 
 def _bridge_index(kernel, netns, bridge, res):
