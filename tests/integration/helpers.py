@@ -161,7 +161,9 @@ def wait_for(predicate, timeout=5.0, interval=0.1):
 # -- "nothing changed": a snapshot of everything a refused call could touch --
 
 _VOLATILE_LINK_KEYS = ('stats', 'stats64', 'operstate', 'linkinfo_xstats', 'carrier_changes', 'carrier_up_count',
-                       'carrier_down_count')
+                       'carrier_down_count',
+                       # Address lifetimes count down; DAD ends on its own.
+                       'valid_life_time', 'preferred_life_time', 'tentative')
 
 
 def _drop_volatile(entry):
