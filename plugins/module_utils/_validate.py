@@ -109,6 +109,10 @@ def cidr(value, resource, field='addresses'):
         _fail(resource, field, value, 'is not a unicast host address')
     if iface.ip.is_loopback:
         _fail(resource, field, value, 'is a loopback address, which belongs on lo only')
+    net = iface.network
+    if iface.ip.version == 4 and net.prefixlen <= 30 and iface.ip in (net.network_address, net.broadcast_address):
+        _fail(resource, field, value, 'is the %s address of its subnet %s, not a host address'
+              % ('network' if iface.ip == net.network_address else 'broadcast', net))
     return str(iface)
 
 

@@ -60,7 +60,7 @@ options:
       parent:
         description:
           - The link the macvlan is made on (usually a physical NIC), in the namespace the module runs in.
-            It must exist.
+            It must exist; V(lo), a port of a bridge or bond, and another macvlan are refused.
           - Required to create a macvlan; may be left out to change or delete an existing one.
         type: str
       mode:
@@ -69,6 +69,8 @@ options:
             V(vepa) sends everything to the external switch (which must hairpin); V(private) isolates them
             from each other; V(passthru) gives the parent to one single macvlan; V(source) accepts only
             frames from a list of source MAC addresses, which this module does not manage.
+          - A V(passthru) macvlan must be the only macvlan on its parent (or on its 802.1Q sub-interface);
+            one beside any other, in the call or already there, is refused before any change.
           - V(bridge) when a macvlan is created; an existing macvlan keeps its mode when this is not given.
         type: str
         choices: [bridge, vepa, private, passthru, source]
@@ -96,7 +98,8 @@ options:
       gateway:
         description:
           - Default gateway(s) of the namespace through this link, at most one IPv4 and one IPv6.
-          - Each must lie inside one of O(config[].addresses) (IPv6 link-local gateways excepted).
+          - Each must lie inside one of O(config[].addresses) (IPv6 link-local gateways excepted), and be
+            another host there, not the link's own address nor an IPv4 subnet's network or broadcast address.
         type: list
         elements: str
       routes:

@@ -94,7 +94,9 @@ options:
           gateway:
             description:
               - Default gateway(s) of the namespace through this end, at most one IPv4 and one IPv6.
-              - Each must lie inside one of O(config[].peer.addresses) (IPv6 link-local gateways excepted).
+              - Each must lie inside one of O(config[].peer.addresses) (IPv6 link-local gateways excepted), and
+                be another host there, not the end's own address nor an IPv4 subnet's network or broadcast
+                address.
             type: list
             elements: str
           routes:
