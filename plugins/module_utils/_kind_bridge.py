@@ -43,7 +43,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._netlink import 
 from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element
 from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
-__all__ = ['BridgeKind', 'POLICY_DEFAULTS', 'bridge_elements', 'owned_elements']
+__all__ = ['BridgeKind', 'POLICY_DEFAULTS', 'bridge_elements', 'owned_elements', 'port_icc_ops']
 
 # The network policy fields and their values for a new bridge.
 POLICY_DEFAULTS = {'masquerade': False, 'icc': True, 'isolated': False, 'host_access': True}
@@ -56,9 +56,9 @@ _FD_MIN, _FD_MAX = 200, 3000
 
 class BridgeKind(ResourceKind):
     label = 'bridge'
-    list_fields = ('addresses',)
+    list_fields = ('addresses', 'reach')
     fields = ('name', 'netns', 'addresses', 'mtu', 'mac', 'stp', 'forward_delay', 'vlan_filtering') + \
-        tuple(POLICY_DEFAULTS)
+        tuple(POLICY_DEFAULTS) + ('reach',)
 
     def __init__(self, kernel, ctx, enable_forwarding=False):
         super().__init__(kernel, ctx)
@@ -82,6 +82,7 @@ class BridgeKind(ResourceKind):
             if value is not None and not isinstance(value, bool):
                 raise ValidationError('%s: %s %r must be true or false' % (res, field, value), res, field, value)
             out[field] = value
+        out['reach'] = _reach(item.get('reach'), name, res)
         fd = out['forward_delay']
         if fd is not None and (not isinstance(fd, int) or fd < 0):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
@@ -102,6 +103,7 @@ class BridgeKind(ResourceKind):
         for field, default in POLICY_DEFAULTS.items():
             if after.get(field) is None:
                 after[field] = default
+        after['reach'] = sorted(set(after.get('reach') or []))
         return after
 
     def current(self, key):
@@ -122,13 +124,14 @@ class BridgeKind(ResourceKind):
             'vlan_filtering': br.get('vlan_filtering'),
         }
         out.update(dict.fromkeys(POLICY_DEFAULTS))
+        out['reach'] = []
         if self.nft.available():
             # The policy as the tables hold it; what plan() compares with.
             res = self._res((netns, link['name']))
             tables = self.nft.tables(netns, res)
             out['_nft'] = owned_elements(tables, link['name'])
             out['_nft_intact'] = tables.intact()
-            out.update(_policy(out['_nft']))
+            out.update(_policy(out['_nft'], link['name']))
             out['_localnet'] = _procfs.sysctl_get(netns, _localnet_sysctl(link['name']), res)
         return out
 
@@ -176,14 +179,18 @@ class BridgeKind(ResourceKind):
         if after is not None and after.get('masquerade') and not after.get('addresses'):
             raise ValidationError('%s: masquerade needs the bridge\'s subnets: give it at least one address'
                                   % res, res, 'masquerade', True)
+        if after is not None and after.get('reach') and not after.get('addresses'):
+            raise ValidationError('%s: reach %s needs the bridge to route: give it at least one address'
+                                  % (res, ', '.join(after['reach'])), res, 'reach', after['reach'])
         if not self.nft.available():
             if any(value not in (None, POLICY_DEFAULTS[f]) for f, value in (after or {}).items()
-                   if f in POLICY_DEFAULTS):
+                   if f in POLICY_DEFAULTS) or (after or {}).get('reach'):
                 self.nft.require()
             if after is not None and after.get('addresses'):
                 self.nft.warn_once('missing', 'nftables (libnftables1) is not installed: bridges are not '
                                               'registered in its tables, so published ports, hairpin and '
-                                              'localhost access do not work for them')
+                                              'localhost access do not work for them, and they are not '
+                                              'isolated from each other')
             return []
         icc_off = after is not None and after.get('icc') is False
         bridge_meta = self.nft.bridge_meta(netns) if icc_off else True
@@ -328,6 +335,10 @@ def bridge_elements(name, config, ports=(), bridge_meta=True):
         out.add(Element(INET, 'bridges', name))
         for net in nets:
             out.add(Element(INET, 'bridge_nets%d' % net.version, (name, str(net))))
+        # Forwarding between registered bridges needs an element of reach:
+        # the bridge to itself, and to each bridge it may reach.
+        for other in set([name] + list(config.get('reach') or [])):
+            out.add(Element(INET, 'reach', (name, other)))
     if config.get('masquerade'):
         out.add(Element(INET, 'nat_bridges', name))
         for net in nets:
@@ -339,6 +350,7 @@ def bridge_elements(name, config, ports=(), bridge_meta=True):
         out.add(Element(INET, 'no_host_access', name))
     if config.get('icc') is False:
         out.add(Element(BRIDGE, 'no_icc', name))
+        out.add(Element(INET, 'no_icc_routed', (name, name)))
         if not bridge_meta:
             for port in ports:
                 out.add(Element(BRIDGE, 'no_icc_ports', port, comment=name))
@@ -354,8 +366,10 @@ def owned_elements(tables, name):
             mine = key == name
         elif element.set in ('bridge_nets4', 'bridge_nets6'):
             mine = isinstance(key, tuple) and key[0] == name
-        elif element.set == 'isolated_self':
+        elif element.set in ('isolated_self', 'no_icc_routed'):
             mine = key == (name, name)
+        elif element.set == 'reach':
+            mine = isinstance(key, tuple) and key[0] == name
         elif element.set in ('masq_nets4', 'masq_nets6', 'no_icc_ports'):
             mine = element.comment == name
         else:
@@ -365,11 +379,48 @@ def owned_elements(tables, name):
     return out
 
 
-def _policy(owned):
+def _policy(owned, name):
     sets = set(e.set for e in owned)
     return {
         'masquerade': 'nat_bridges' in sets,
         'icc': 'no_icc' not in sets,
         'isolated': 'isolated' in sets,
         'host_access': 'no_host_access' not in sets,
+        'reach': sorted(e.key[1] for e in owned if e.set == 'reach' and e.key[1] != name),
     }
+
+
+def _reach(value, name, res):
+    """The bridges a bridge may open connections to: names, sorted, unique."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValidationError('%s: reach %r must be a list of bridge names' % (res, value), res, 'reach', value)
+    out = set()
+    for other in value:
+        other = v.ifname(other, res, 'reach')
+        if other == name:
+            raise ValidationError('%s: reach names the bridge itself (%s); its endpoints always reach each '
+                                  'other unless icc is false' % (res, other), res, 'reach', other)
+        out.add(other)
+    return sorted(out)
+
+
+def port_icc_ops(nft, netns, port, bridge, res):
+    """For a port that the veth module attaches to (or detaches from) a bridge:
+    on kernels without nft_meta_bridge, keep the port's element of
+    ``no_icc_ports`` in step with its bridge's icc (the bridge module lists
+    the ports it sees; this covers ports attached later on their own)."""
+    if not nft.available() or not nft.kernel.exists(netns):
+        return []
+    tables = nft.tables(netns, res)
+    have = tables.get(BRIDGE, 'no_icc_ports', port)
+    want = None
+    if bridge and tables.get(BRIDGE, 'no_icc', bridge) is not None and not nft.bridge_meta(netns):
+        want = Element(BRIDGE, 'no_icc_ports', port, comment=bridge)
+    if have == want:
+        return []
+    op = nft.change_op(netns, res, 'icc: false of bridge %s' % ((want or have).comment or bridge),
+                       delete=[have] if have is not None else (), add=[want] if want is not None else (),
+                       repair=False)
+    return [op] if op is not None else []

@@ -41,7 +41,9 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     repair_op,
     route_ops,
 )
+from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import port_icc_ops
 from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
 __all__ = ['VethKind']
 
@@ -207,8 +209,9 @@ class VethKind(ResourceKind):
         kernel = self.kernel
         host = LinkRef(kernel, netns, name, res)
         if after is None:
-            return [Op(res, 'delete veth %s (and its peer)' % resource_label(netns, name),
-                       lambda: kernel.link_del(netns, res, host.index()))]
+            return self._icc_ops(netns, name, before, None, res) + [
+                Op(res, 'delete veth %s (and its peer)' % resource_label(netns, name),
+                   lambda: kernel.link_del(netns, res, host.index()))]
         peer = LinkRef(kernel, after['peer']['netns'], after['peer']['name'], res, 'peer.name')
         ops = []
         if before is not None and self._needs_recreate(before, after):
@@ -245,7 +248,17 @@ class VethKind(ResourceKind):
         if set(before['peer'].get('addresses') or []) - set(after['peer'].get('addresses') or []):
             ops.append(repair_op(peer, after['peer'].get('addresses'),
                                  _ipconf.gateway_routes(after['peer'].get('gateway')) + list(after['peer'].get('routes') or [])))
+        ops.extend(self._icc_ops(netns, name, before, after, res))
         return ops
+
+    def _icc_ops(self, netns, name, before, after, res):
+        """A host end on a bridge with icc: false is listed in its ICC set
+        (kernels without nft_meta_bridge), detached or deleted it is not."""
+        if not (before or {}).get('bridge') and not (after or {}).get('bridge'):
+            return []
+        if getattr(self, '_nft', None) is None:
+            self._nft = NftPlanner(self.kernel, self.ctx)
+        return port_icc_ops(self._nft, netns, name, (after or {}).get('bridge'), res)
 
     def _restore(self, key, old):
         """Undo of a recreate's delete: build the old pair again, as it was."""

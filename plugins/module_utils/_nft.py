@@ -76,6 +76,13 @@ SETS = {
     (INET, 'nat_bridges'): (('ifname',), None, ()),
     (INET, 'isolated'): (('ifname',), None, ()),
     (INET, 'isolated_self'): (('ifname', 'ifname'), None, ()),
+    # Which registered bridge may open connections to which: (b, b) for
+    # every registered bridge, (b, other) for each bridge in b's reach.
+    # Forwarding between two registered bridges needs an element.
+    (INET, 'reach'): (('ifname', 'ifname'), None, ()),
+    # icc: false, routed path: (b, b) drops what b's endpoints route to
+    # each other through the gateway (iifname and oifname both b).
+    (INET, 'no_icc_routed'): (('ifname', 'ifname'), None, ()),
     (INET, 'no_host_access'): (('ifname',), None, ()),
     # Published ports: host address (or any) . protocol . port -> destination
     # address and port, as two maps with the same keys (libnftables' JSON
@@ -316,9 +323,17 @@ def _rules(bridge_meta):
              _match(_payload('ip6', 'saddr'), '@masq_nets6'), masquerade],
         ],
         (INET, 'filter_forward'): [
+            # Published ports pass every policy below (as with Docker).
             [_match(_ct('status'), 'dnat', 'in'), accept],
+            # icc: false, routed through the gateway back into the same bridge.
+            [_match(_concat(_meta('iifname'), _meta('oifname')), '@no_icc_routed'), drop],
             [_match(_meta('iifname'), '@isolated'), _match(_meta('oifname'), '@isolated'),
              _match(_concat(_meta('iifname'), _meta('oifname')), '@isolated_self', '!='), drop],
+            # Bridges are isolated from each other unless reach allows it
+            # (new connections; replies of allowed ones pass).
+            [_match(_meta('iifname'), '@bridges'), _match(_meta('oifname'), '@bridges'),
+             _match(_concat(_meta('iifname'), _meta('oifname')), '@reach', '!='),
+             _match(_ct('state'), _ESTABLISHED, '!='), drop],
             # "Direct access": new connections into a NAT bridge from anywhere
             # but a registered bridge only through published ports.
             [_match(_meta('oifname'), '@nat_bridges'), _match(_meta('iifname'), '@bridges', '!='),
