@@ -91,7 +91,7 @@ def test_masquerade_applies_leaving_the_host_not_within_the_subnet(net, brnf):
 
 def test_icc_false_drops_ip_between_ports_but_not_arp_nd_or_the_gateway(net, brnf):
     assert ping('ep-a', '198.51.100.11') and ping('ep-a', '2001:db8:100::11')
-    result = run_module('bridge', config=[policy('hn-br0', icc=False)])
+    result = run_module('bridge', config=[policy('hn-br0', icc=False, reach=['hn-br1'])])
     assert result['diff']['before']['hn-br0']['icc'] is True and result['diff']['after']['hn-br0']['icc'] is False
     sh('ip', 'neigh', 'flush', 'all', netns='ep-a')
     assert not ping('ep-a', '198.51.100.11') and not ping('ep-a', '2001:db8:100::11')
@@ -100,7 +100,7 @@ def test_icc_false_drops_ip_between_ports_but_not_arp_nd_or_the_gateway(net, brn
     # ARP and neighbour discovery still resolved the peer.
     neigh = sh('ip', '-j', 'neigh', 'show', netns='ep-a').stdout
     assert '"198.51.100.11"' in neigh and '"2001:db8:100::11"' in neigh and 'lladdr' in neigh
-    # The gateway, other networks and the outside are still reachable.
+    # The gateway, other networks it may reach and the outside are still reachable.
     assert ping('ep-a', '198.51.100.1') and ping('ep-a', '2001:db8:100::1')
     assert reaches('ep-a', '203.0.113.10', 80, 'hello-c')
     assert reaches('ep-a', OUTSIDE_V4, 9000, 'outside')
@@ -132,7 +132,9 @@ def test_icc_false_covers_ports_added_later_at_the_next_run(net):
 
 def test_isolated_bridges_cannot_reach_each_other_but_published_ports_work(net, brnf):
     net.tcp('ep-a', 81, 'unpublished-a')
+    run_module('bridge', config=[policy('hn-br0', reach=['hn-br1']), policy('hn-br1', reach=['hn-br0'])])
     assert ping('ep-a', '203.0.113.10') and ping('ep-c', '198.51.100.10')
+    # isolated: true on both overrides their reach.
     run_module('bridge', config=[policy('hn-br0', isolated=True), policy('hn-br1', isolated=True)])
     for src, dst in (('ep-a', '203.0.113.10'), ('ep-c', '198.51.100.10'),
                      ('ep-a', '2001:db8:200::10'), ('ep-c', '2001:db8:100::10')):
@@ -149,7 +151,7 @@ def test_isolated_bridges_cannot_reach_each_other_but_published_ports_work(net, 
     assert reaches('ep-a', OUTSIDE_V4, 9000, 'outside') and reaches('ep-c', OUTSIDE_V4, 9000, 'outside')
     # Endpoints of one isolated bridge still talk to each other.
     assert ping('ep-b', '198.51.100.10')
-    # One bridge no longer isolated: they meet again.
+    # One bridge no longer isolated: they meet again (their reach allows it).
     run_module('bridge', config=[policy('hn-br1', isolated=False)])
     assert ping('ep-a', '203.0.113.10') and ping('ep-c', '198.51.100.10')
 
