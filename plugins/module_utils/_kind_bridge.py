@@ -14,9 +14,10 @@ the bridge deletes exactly its elements. Those elements are computed from
 the bridge's config and compared with what the tables hold, so drift (a
 flushed ruleset, a stale element of a bridge that vanished) is repaired by
 the next run. A bridge with addresses is *registered*: its subnets let
-published ports hairpin and reach endpoints from the host's 127.0.0.1
-(route_localnet=1 on the bridge, with 127/8 from any other interface
-dropped by the tables' program).
+published ports hairpin, and it is isolated from the other registered
+bridges unless its ``reach`` says otherwise. The host's 127.0.0.1 reaches
+published ports without route_localnet (see _nft); the bridge module turns
+route_localnet off on its bridges where earlier versions turned it on.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class BridgeKind(ResourceKind):
             out['_nft'] = owned_elements(tables, link['name'])
             out['_nft_intact'] = tables.intact()
             out.update(_policy(out['_nft'], link['name']))
-            out['_localnet'] = _procfs.sysctl_get(netns, _localnet_sysctl(link['name']), res)
+        out['_localnet'] = _procfs.sysctl_get(netns, _localnet_sysctl(link['name']), self._res((netns, link['name'])))
         return out
 
     def managed_keys(self, scope):
@@ -191,13 +192,14 @@ class BridgeKind(ResourceKind):
                                               'registered in its tables, so published ports, hairpin and '
                                               'localhost access do not work for them, and they are not '
                                               'isolated from each other')
-            return []
+            return self._localnet_ops(key, res, before, after)
         icc_off = after is not None and after.get('icc') is False
         bridge_meta = self.nft.bridge_meta(netns) if icc_off else True
         if icc_off and not bridge_meta:
             self.nft.warn_once('icc', 'this kernel has no nft_meta_bridge (CONFIG_NFT_BRIDGE_META): icc: false '
-                                      'is enforced on the ports the bridge has now; ports added later are '
-                                      'covered when this module runs again')
+                                      'is enforced on the ports the bridge has now and on ports the veth '
+                                      'module attaches; ports attached otherwise are covered when this '
+                                      'module runs again')
         ports = self._ports(netns, name) if icc_off and not bridge_meta else []
         want = bridge_elements(name, after, ports, bridge_meta) if after is not None else set()
         if before is None:
@@ -218,17 +220,25 @@ class BridgeKind(ResourceKind):
             ops.append(op)
         if after is None:
             return ops
-        if any(ipaddress.ip_interface(a).version == 4 for a in after.get('addresses') or []) and \
-                (before is None or before.get('_localnet', '1') != '1'):
-            parts = _localnet_sysctl(name)
-            ops.append(Op(res, 'set %s=1 (published ports reachable from the host\'s 127.0.0.1)'
-                          % _procfs.sysctl_label(parts),
-                          lambda: _procfs.sysctl_set(netns, parts, '1', res, 'name'),
-                          lambda: _procfs.sysctl_set(netns, parts, '0', res, 'name')))
+        ops.extend(self._localnet_ops(key, res, before, after))
         if after.get('masquerade'):
             versions = set(ipaddress.ip_interface(a).version for a in after['addresses'])
             ops.extend(self.nft.forwarding_ops(netns, versions, res))
         return ops
+
+    def _localnet_ops(self, key, res, before, after):
+        """route_localnet off where earlier versions turned it on: localhost
+        publishing no longer needs it (see _nft._localhost_rules), and left
+        on it opens the host's 127.0.0.1 to the bridge whenever the rule
+        that drops 127/8 from outside is gone (a flushed ruleset)."""
+        if after is None or before is None or before.get('_localnet') != '1':
+            return []
+        netns, name = key
+        parts = _localnet_sysctl(name)
+        return [Op(res, 'set %s=0 (published ports on 127.0.0.1 no longer need it; on, it would expose the '
+                        'host\'s 127.0.0.1 to the bridge after a ruleset flush)' % _procfs.sysctl_label(parts),
+                   lambda: _procfs.sysctl_set(netns, parts, '0', res, 'name'),
+                   lambda: _procfs.sysctl_set(netns, parts, '1', res, 'name'))]
 
     def _ports(self, netns, name):
         if not self.kernel.exists(netns):
