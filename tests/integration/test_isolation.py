@@ -13,7 +13,10 @@ their values.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -32,6 +35,7 @@ from traffic import (
     ruleset,
     settle,
     sysctl,
+    wait_listening,
 )
 
 FOREIGN_TABLE = '''
@@ -65,7 +69,7 @@ def udp_reaches(netns, address, port, text, timeout=2):
     target = '[%s]' % address if ':' in address else address
     family = 'UDP6' if ':' in address else 'UDP4'
     proc = subprocess.run((['ip', 'netns', 'exec', netns] if netns else []) +
-                          ['timeout', str(timeout + 2), 'socat', '-T%d' % timeout, '-',
+                          ['timeout', str(timeout + 2), 'socat', '-T%d' % timeout, '-t%d' % timeout, '-',
                            '%s:%s:%d' % (family, target, port)],
                           input='probe\n', capture_output=True, text=True, check=False)
     return text in proc.stdout
@@ -73,11 +77,19 @@ def udp_reaches(netns, address, port, text, timeout=2):
 
 class Udp(Servers):
     def udp(self, netns, port, text, family=4):
-        """A UDP server answering every datagram with ``text``."""
-        listen = 'UDP4-RECVFROM:%d,fork,reuseaddr' % port if family == 4 else \
-            'UDP6-RECVFROM:%d,fork,reuseaddr,ipv6only=1' % port
-        self._start(netns, ['socat', '-T2', listen, 'SYSTEM:echo %s' % text])
-        from traffic import wait_listening
+        """A UDP server answering every datagram with ``text`` (one process, one
+        socket: socat's forking UDP server lets a lingering child eat datagrams)."""
+        code = ('import socket\n'
+                's = socket.socket(socket.AF_INET%s, socket.SOCK_DGRAM)\n'
+                '%s'
+                's.bind(("%s", %d))\n'
+                'while True:\n'
+                '    data, peer = s.recvfrom(2048)\n'
+                '    s.sendto(b"%s\\n", peer)\n'
+                % ('' if family == 4 else '6',
+                   '' if family == 4 else 's.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n',
+                   '0.0.0.0' if family == 4 else '::', port, text))
+        self._start(netns, [sys.executable, '-c', code])
         wait_listening(netns, 'udp' if family == 4 else 'udp6', port)
 
 
@@ -258,3 +270,94 @@ def test_reach_refused_before_any_change(item, fragment, untouched):
     assert fragment in result['msg'], result['msg']
     assert result['field'] == 'reach'
     assert ruleset() == state
+
+
+# -- 3. the host's 127.0.0.1: published ports without route_localnet ----------
+
+def attack_loopback(netns, gateway):
+    """Teach an endpoint to send 127/8 out of eth0 to its gateway, as an
+    attacker would (the recipe of test_portmap)."""
+    for cmd in (('ip', 'addr', 'del', '127.0.0.1/8', 'dev', 'lo'),
+                ('ip', 'route', 'del', 'local', '127.0.0.0/8', 'dev', 'lo', 'table', 'local'),
+                ('ip', 'route', 'del', 'local', '127.0.0.1', 'dev', 'lo', 'table', 'local'),
+                ('sysctl', '-qw', 'net.ipv4.conf.eth0.route_localnet=1'),
+                ('sysctl', '-qw', 'net.ipv4.conf.all.route_localnet=1'),
+                ('ip', 'route', 'add', '127.0.0.0/8', 'via', gateway, 'dev', 'eth0')):
+        sh(*cmd, netns=netns, check=False)
+    assert sh('ip', 'route', 'get', '127.0.0.1', netns=netns).stdout.startswith('127.0.0.1 via %s' % gateway)
+
+
+def udp_lands(netns, address, port, path, count=5):
+    """Datagrams sent to ``address:port`` reach the sink writing ``path``."""
+    size = os.path.getsize(path)
+    for _ in range(count):
+        subprocess.run(['ip', 'netns', 'exec', netns, 'timeout', '3', 'socat', '-u', '-',
+                        'UDP4-SENDTO:%s:%d' % (address, port)], input='probe\n', text=True,
+                       capture_output=True, check=False)
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        if os.path.getsize(path) > size:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_localhost_ports_need_no_route_localnet_and_a_flush_opens_nothing(net, tmp_path):
+    sysctls = foreign_sysctls()
+    subprocess.run(['nft', '-f', '-'], input=FOREIGN_TABLE, text=True, check=True)
+    foreign_rules = foreign(ruleset())
+    # Host services on 127.0.0.1 only: TCP (answers) and UDP (a sink).
+    sink = str(tmp_path / 'udp-sink')
+    open(sink, 'w').close()
+    net._start(None, ['socat', '-T3', 'TCP4-LISTEN:7001,bind=127.0.0.1,fork,reuseaddr', 'SYSTEM:echo host-local'])
+    net._start(None, ['socat', '-u', 'UDP4-RECV:7002,bind=127.0.0.1,reuseaddr', 'OPEN:%s,creat,append' % sink])
+    wait_listening(None, 'tcp', 7001)
+    wait_listening(None, 'udp', 7002)
+    # An earlier version left route_localnet on: the bridge module turns it off.
+    sh('sysctl', '-qw', 'net.ipv4.conf.hn-br0.route_localnet=1')
+    fixed = run_module('bridge', config=[BR0, BR1])
+    assert fixed['commands'] == ['set net.ipv4.conf.hn-br0.route_localnet=0 (published ports on 127.0.0.1 no longer '
+                                 'need it; on, it would expose the host\'s 127.0.0.1 to the bridge after a ruleset '
+                                 'flush)']
+    assert run_module('bridge', config=[BR0, BR1])['changed'] is False
+    ports = [{'host_port': 8080, 'destination': '198.51.100.10', 'port': 80},
+             {'host_port': 5353, 'destination': '198.51.100.10', 'port': 53, 'protocol': 'udp'},
+             {'host_ip': '127.0.0.1', 'host_port': 8443, 'destination': '203.0.113.10', 'port': 80}]
+    run_module('portmap', config=ports)
+    assert [sysctl(None, 'net', 'ipv4', 'conf', b, 'route_localnet') for b in ('hn-br0', 'hn-br1')] == ['0', '0']
+
+    def localhost_works():
+        return {'tcp': reaches(None, '127.0.0.1', 8080, 'tcp-ep-a'),
+                'udp': udp_reaches(None, '127.0.0.1', 5353, 'udp-ep-a'),
+                'localhost-only': reaches(None, '127.0.0.1', 8443, 'tcp-ep-c')}
+    works = {'tcp': True, 'udp': True, 'localhost-only': True}
+    # The host reaches its published ports through 127.0.0.1 (TCP, UDP, a
+    # localhost-only mapping), and the endpoint saw the bridge's address.
+    assert localhost_works() == works
+    assert 'peer=198.51.100.1\n' in __import__('traffic').tcp_get(None, '127.0.0.1', 8080)
+    # Local 127.0.0.1 traffic that is not published is not touched.
+    assert reaches(None, '127.0.0.1', 7001, 'host-local')
+    assert foreign(ruleset()) == foreign_rules
+
+    attack_loopback('ep-b', '198.51.100.1')
+
+    def attacked():
+        return {'tcp': reaches('ep-b', '127.0.0.1', 7001, 'host-local', timeout=1),
+                'udp': udp_lands('ep-b', '127.0.0.1', 7002, sink),
+                'published-localhost': reaches('ep-b', '127.0.0.1', 8443, 'tcp-ep-c', timeout=1)}
+    closed = {'tcp': False, 'udp': False, 'published-localhost': False}
+    assert attacked() == closed
+    # What `systemctl reload nftables` does on Debian.
+    sh('nft', 'flush', 'ruleset')
+    assert [sysctl(None, 'net', 'ipv4', 'conf', b, 'route_localnet') for b in ('hn-br0', 'hn-br1')] == ['0', '0']
+    assert attacked() == closed
+    # Control: the probes would see the hole route_localnet makes.
+    sh('sysctl', '-qw', 'net.ipv4.conf.hn-br0.route_localnet=1')
+    assert attacked()['tcp'] and udp_lands('ep-b', '127.0.0.1', 7002, sink)
+    # The next run puts everything back (and route_localnet off again).
+    run_module('bridge', config=[BR0, BR1])
+    run_module('portmap', config=ports)
+    assert [sysctl(None, 'net', 'ipv4', 'conf', b, 'route_localnet') for b in ('hn-br0', 'hn-br1')] == ['0', '0']
+    assert attacked() == closed
+    assert localhost_works() == works
+    assert foreign_sysctls() == sysctls
