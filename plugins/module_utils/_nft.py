@@ -346,8 +346,8 @@ def _rules(bridge_meta):
     localhost = _localhost_rules()
     return {
         (INET, 'raw_prerouting'): [
-            # 127/8 from any non-loopback interface is never legitimate; with
-            # route_localnet on our bridges it must not reach the host.
+            # 127/8 from any non-loopback interface is never legitimate (a
+            # second wall where someone else turned route_localnet on).
             [_match(_meta('iifname'), 'lo', '!='), _match(_payload('ip', 'daddr'), _prefix('127.0.0.0/8')), drop],
         ],
         (INET, 'localhost_output'): localhost[0],

@@ -20,9 +20,11 @@ description:
     inter-endpoint communication (ICC), isolation from other bridges and access to the host - enforced
     without C(br_netfilter).
   - A bridge with addresses is also registered in those tables, which makes ports published with
-    M(hostnet.provision.portmap) reachable from the bridge's own endpoints (hairpin NAT) and from the host's
-    V(127.0.0.1) (C(route_localnet=1) is set on the bridge, and packets to 127.0.0.0/8 arriving on any
-    interface but C(lo) are dropped). Without nftables installed this registration is skipped with a warning.
+    M(hostnet.provision.portmap) reachable from the bridge's own endpoints (hairpin NAT). Without nftables
+    installed this registration is skipped with a warning.
+  - C(route_localnet) is never turned on (the host's V(127.0.0.1) reaches published ports without it, see
+    M(hostnet.provision.portmap)); where an earlier version of the collection turned it on for one of its
+    bridges, the module turns it off again.
   - Bridges with addresses are isolated from each other (forwarded new connections between two of them are
     dropped) unless O(config[].reach) allows it.
   - Deleting a bridge (also through O(state=overridden)) removes its elements from the tables, and nothing else.
