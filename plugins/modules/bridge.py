@@ -95,8 +95,8 @@ options:
             neighbour entry pointing at the gateway's MAC) is dropped too, in the forward hook of the C(inet)
             table, by bridge name.
           - On kernels without C(nft_meta_bridge) (C(CONFIG_NFT_BRIDGE_META); Debian, Ubuntu and RHEL kernels have
-            it) the bridged path is enforced on the bridge's ports: the ports it has when this module runs, and
-            ports that M(hostnet.provision.veth) attaches to it later. Ports attached by other tools are covered
+            it) the bridged path is enforced on the bridge's ports, those it has when this module runs and
+            those that M(hostnet.provision.veth) attaches to it later. Ports attached by other tools are covered
             at the next run of this module (a warning says so).
           - When not given, a new bridge gets V(true) and an existing one keeps its setting.
         type: bool

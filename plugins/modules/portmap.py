@@ -98,7 +98,7 @@ notes:
     RHEL package C(nftables). The module calls the library through its JSON interface; it never runs C(nft),
     C(iptables) or C(conntrack).
   - Localhost access (the host connecting to V(127.0.0.1:host_port), IPv4) is DNAT in the output hook. It
-    does not need C(route_localnet): the flow's addresses are swapped around the kernel's routing decisions by
+    does not need C(route_localnet) - the flow's addresses are swapped around the kernel's routing decisions by
     rules in the same table (see the collection's docs/nftables.md), so a flushed ruleset removes the feature
     and never opens the host's 127.0.0.1 to the endpoints. Packets to 127.0.0.0/8 arriving on any interface but
     C(lo) are dropped as well.

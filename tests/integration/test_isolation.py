@@ -92,7 +92,6 @@ class Udp(Servers):
         self._start(netns, [sys.executable, '-c', code])
         wait_listening(netns, 'udp' if family == 4 else 'udp6', port)
 
-
     def all(self, name):
         """TCP and UDP servers over both families, answering with their names."""
         self.tcp(name, 80, 'tcp-%s' % name)
@@ -295,7 +294,7 @@ def attack_loopback(netns, gateway):
 def udp_lands(netns, address, port, path, count=5):
     """Datagrams sent to ``address:port`` reach the sink writing ``path``."""
     size = os.path.getsize(path)
-    for _ in range(count):
+    for _attempt in range(count):
         subprocess.run(['ip', 'netns', 'exec', netns, 'timeout', '3', 'socat', '-u', '-',
                         'UDP4-SENDTO:%s:%d' % (address, port)], input='probe\n', text=True,
                        capture_output=True, check=False)

@@ -117,8 +117,8 @@ def test_icc_false_covers_ports_added_later_at_the_next_run(net):
     run_module('bridge', config=[policy('hn-br0', icc=False)])
     run_module('netns', config=[{'name': 'ep-d'}])
     added = run_module('veth', config=[{'name': 'v-ep-d', 'bridge': 'hn-br0',
-                                'peer': {'name': 'eth0', 'netns': 'ep-d', 'addresses': ['198.51.100.12/24'],
-                                         'gateway': ['198.51.100.1']}}])
+                                        'peer': {'name': 'eth0', 'netns': 'ep-d', 'addresses': ['198.51.100.12/24'],
+                                                 'gateway': ['198.51.100.1']}}])
     assert settle('ep-d', '198.51.100.1')
     again = run_module('bridge', config=[policy('hn-br0', icc=False)])
     from ansible_collections.hostnet.provision.plugins.module_utils import _nft
