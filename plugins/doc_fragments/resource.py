@@ -31,9 +31,13 @@ requirements:
   - pyroute2 >= 0.7.2 on the managed host (Debian/Ubuntu package C(python3-pyroute2))
   - Linux with network namespaces; the module runs as root (CAP_NET_ADMIN and CAP_SYS_ADMIN)
 notes:
-  - All input is checked, and the whole plan is computed, before anything is changed.
-    If applying fails for one resource, that resource's own changes are rolled back and the error lists
-    what had already been applied for the resources before it; a re-run converges.
+  - All input is checked, and the whole plan is computed, before anything is changed. That includes what only
+    the kernel would refuse or silently mangle - C(%) in a link name, the names C(all) and C(default), C(lo) for
+    a link to create, an MTU below 1280 on a link with an IPv6 address, a next hop that is the link's own,
+    network or broadcast address.
+    If applying fails midway, every change the call made, for all its resources, is undone, newest first,
+    and the error says that nothing of the call was kept, or names exactly what stands because it could not
+    be undone (a deleted bridge, VXLAN device or namespace); a re-run converges.
   - In check mode a namespace or bridge that does not exist yet is assumed to be created by an earlier
     task of the same play; a warning says so.
   - The engine talks netlink directly (pyroute2); it never runs the C(ip) command.

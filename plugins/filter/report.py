@@ -82,12 +82,19 @@ def report_lines(host, probes=None, bridge_networks=None, tenants=None, overlay=
         for ep in overlay.get('endpoints') or []:
             lines.append('    %-12s %s' % (ep['name'], ep['address']))
     if probes:
-        ok = sum(1 for p in probes if p.get('reachable') == p.get('expect', p.get('reachable')))
+        def verdict(p):
+            # "unknown" (the probe could not decide) meets no expectation.
+            result = p.get('result') or ('reachable' if p.get('reachable') else 'blocked')
+            ok = p.get('expect') is None and result != 'unknown' or \
+                result != 'unknown' and p.get('expect') == (result == 'reachable')
+            return result, ok
+        ok = sum(1 for p in probes if verdict(p)[1])
         lines.append('reachability (real packets): %d of %d as expected' % (ok, len(probes)))
         for p in probes:
-            verdict = 'reaches' if p['reachable'] else 'blocked'
-            mark = 'ok' if p.get('expect') is None or p['expect'] == p['reachable'] else 'UNEXPECTED'
-            lines.append('    %-10s %-50s %s' % (mark, p.get('label') or '%s -> %s' % (p['from'], p['to']), verdict))
+            result, good = verdict(p)
+            text = {'reachable': 'reaches', 'blocked': 'blocked'}.get(result, 'UNKNOWN (%s)' % p.get('reason'))
+            mark = 'ok' if good else 'UNEXPECTED' if p.get('expect') is not None else 'UNKNOWN'
+            lines.append('    %-10s %-50s %s' % (mark, p.get('label') or '%s -> %s' % (p['from'], p['to']), text))
     return lines
 
 

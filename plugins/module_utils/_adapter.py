@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _deps
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import STATES, Context, reconcile
-from ansible_collections.hostnet.provision.plugins.module_utils._errors import ApplyError, HostnetError
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
+    ApplyError,
+    HostnetError,
+    LinkNotFound,
+    NamespaceNotFound,
+)
 
-__all__ = ['STATE_ARG', 'run_resource_module', 'run_info_module', 'run_probe_module']
+__all__ = ['CallContext', 'STATE_ARG', 'run_resource_module', 'run_info_module', 'run_probe_module']
 
 STATE_ARG = dict(type='str', default='merged', choices=list(STATES))
 
@@ -27,15 +32,56 @@ def _require_pyroute2(module):
                 % _hostname(), exception=_deps.PYROUTE2_IMPORT_ERROR)
 
 
+_ASSUMED = {'destination': 'a managed bridge holding'}
+
+
+class CallContext(Context):
+    """The context of one module call. In check mode, what is missing now
+    but may be made by an earlier task of the play (a namespace, a bridge)
+    is collected and reported as one warning for the call (``summarize``),
+    not one per resource."""
+
+    def __init__(self, check_mode=False, warn=None):
+        super().__init__(check_mode, warn)
+        self.assumed = []
+
+    def tolerate_missing(self, err):
+        if not self.check_mode or not isinstance(err, (NamespaceNotFound, LinkNotFound)):
+            raise err
+        self.assumed.append(err)
+
+    def summarize(self):
+        """One warning naming everything check mode assumed into existence."""
+        if not self.assumed:
+            return
+        groups = {}
+        for err in self.assumed:
+            what = 'netns' if isinstance(err, NamespaceNotFound) else (err.field or 'link').split('.')[-1]
+            values = groups.setdefault(what, [])
+            if str(err.value) not in values:
+                values.append(str(err.value))
+        found = '; '.join('%s %s' % (_ASSUMED.get(what, what), ', '.join(values))
+                          for what, values in sorted(groups.items()))
+        hairpin = '; hairpin mode of the ports of those bridges is not predicted' if 'destination' in groups else ''
+        self.warn('check mode: not found now: %s (assuming it will exist when this runs for real, made by an '
+                  'earlier task)%s' % (found, hairpin))
+        self.assumed = []
+
+
 def run_resource_module(module, kind_class):
     """Reconcile ``config`` with ``state``; exit_json or fail_json once."""
     _require_pyroute2(module)
     from ansible_collections.hostnet.provision.plugins.module_utils._netlink import Kernel
 
-    ctx = Context(check_mode=module.check_mode, warn=module.warn)
+    ctx = CallContext(check_mode=module.check_mode, warn=module.warn)
     try:
         with Kernel() as kernel:
-            result = reconcile(kind_class(kernel, ctx), module.params['config'], module.params['state'], ctx)
+            kind = kind_class(kernel, ctx)
+            config = module.params['config']
+            if hasattr(kind, 'expand'):
+                config = kind.expand(config)
+            result = reconcile(kind, config, module.params['state'], ctx)
+        ctx.summarize()
     except ApplyError as err:
         # Something was changed before the failure: say so, as changed.
         module.fail_json(msg=str(err), changed=bool(err.done), resource=err.resource, field=err.field,
@@ -44,6 +90,8 @@ def run_resource_module(module, kind_class):
         module.fail_json(msg=str(err), changed=False, resource=err.resource, field=err.field,
                          value=err.value)
     out = result.as_dict()
+    if hasattr(kind, 'result_extra') and result.gathered is None:
+        out.update(kind.result_extra())
     if module._diff and result.gathered is None:
         out['diff'] = result.diff()
     module.exit_json(**out)
@@ -69,21 +117,32 @@ def run_info_module(module):
 
 
 def run_probe_module(module):
-    """The reachability module: probes, and the checks that disagree with ``expect``."""
-    from ansible_collections.hostnet.provision.plugins.module_utils._probe import probe
+    """The reachability module: probes, and the checks that disagree with ``expect``
+    (a probe that could not decide disagrees with any expectation)."""
+    from ansible_collections.hostnet.provision.plugins.module_utils._probe import UNKNOWN, probe, unexpected
 
     try:
         results = probe(module.params['checks'], module.params['timeout'])
     except HostnetError as err:
-        module.fail_json(msg=str(err), field=err.field, value=err.value)
-    unexpected = [r for r in results if r.get('expect') is not None and r['expect'] != r['reachable']]
-    if unexpected:
+        module.fail_json(msg=str(err), resource=err.resource, field=err.field, value=err.value)
+    wrong = unexpected(results)
+    unknown = [r for r in results if r['result'] == UNKNOWN]
+    for r in unknown:
+        if r.get('expect') is None:
+            module.warn('%s could not be decided: %s' % (_check_text(r), r['reason']))
+    if wrong:
         module.fail_json(msg='%d of %d checks did not match expect: %s' % (
-            len(unexpected), len(results), '; '.join('%s -> %s %s%s: %s' % (
-                r.get('from') or 'host', r['to'], r['protocol'], ':%s' % r['port'] if r.get('port') else '',
-                'reachable' if r['reachable'] else 'blocked') for r in unexpected)),
-            results=results, unexpected=unexpected)
-    module.exit_json(changed=False, results=results, unexpected=unexpected)
+            len(wrong), len(results), '; '.join('%s: %s (%s), expected %s' % (
+                _check_text(r), r['result'], r['reason'], 'reachable' if r['expect'] else 'blocked')
+                for r in wrong)),
+            results=results, unexpected=wrong)
+    module.exit_json(changed=False, results=results, unexpected=wrong)
+
+
+def _check_text(r):
+    return '%s -> %s %s%s%s' % (r.get('from') or 'host', r['to'], r['protocol'],
+                                ':%s' % r['port'] if r.get('port') else '',
+                                ' (%s)' % r['label'] if r.get('label') else '')
 
 
 def _hostname():

@@ -20,8 +20,10 @@ The loop every module shares (Ansible's resource-module states):
 Decide, then act, then report: every resource's before state is read and
 its after state predicted; the operations are exactly the differences; in
 check mode nothing runs and the prediction is the answer; otherwise the
-operations run resource by resource (a failing resource's own operations
-are undone) and the after state is read back from the kernel.
+operations run resource by resource and the after state is read back from
+the kernel. When an operation fails, every operation of the call that ran
+is undone, newest first, so nothing of a failed call stays; what cannot be
+undone is named in the error as kept.
 """
 
 from __future__ import annotations
@@ -248,7 +250,8 @@ def reconcile(kind, config, state, ctx):
             if before is not None:
                 plan.append((key, before, None, kind.plan(key, before, None)))
 
-    # 2. Act (unless check mode), one resource at a time.
+    # 2. Act (unless check mode), one resource at a time; a failure undoes
+    # every operation of the call that ran (``done``).
     done = []
     # Ops without text only repair kernel side effects of the ones with text.
     plan = [(key, before, after, ops) for key, before, after, ops in plan if any(op.text for op in ops)]
@@ -273,29 +276,40 @@ def reconcile(kind, config, state, ctx):
 
 
 def _apply_resource(key, ops, done):
-    finished = []
+    """Run one resource's operations; ``done`` holds every operation of this
+    call that ran so far (all earlier resources). On a failure everything of
+    the call is undone, newest first: the failing operation's own partial
+    work, then this resource's and every earlier resource's operations."""
     for op in ops:
         try:
             op.run()
         except HostnetError as err:
-            rolled_back, undo_errors = [], []
-            for prev in reversed(finished + ([op] if op.partial else [])):
-                if prev.undo is None:
-                    continue
-                try:
-                    prev.undo()
-                    rolled_back.append(prev.text or 'repairs')
-                except HostnetError as uerr:
-                    undo_errors.append('%s (%s)' % (prev.text, uerr))
-            msg = str(err)
-            if rolled_back:
-                msg += '; rolled back: %s' % '; '.join(rolled_back)
-            if undo_errors:
-                msg += '; could not roll back: %s' % '; '.join(undo_errors)
-            if done:
-                msg += '; already applied and kept: %s' % '; '.join(done)
-            failure = ApplyError(msg, resource=op.resource, done=done, rolled_back=rolled_back, cause=err)
-            failure.field, failure.value = err.field, err.value
-            raise failure from None
-        finished.append(op)
-    done.extend(op.text for op in ops if op.text)
+            raise _rollback(op, err, done) from None
+        done.append(op)
+
+
+def _rollback(failed, err, done):
+    rolled_back, kept = [], []
+    for prev in reversed(done + ([failed] if failed.partial else [])):
+        if prev.undo is None:
+            if prev.text:
+                kept.append('%s (cannot be undone)' % prev.text)
+            continue
+        try:
+            prev.undo()
+            rolled_back.append(prev.text or 'repairs')
+        except HostnetError as uerr:
+            kept.append('%s (undo failed: %s)' % (prev.text or 'repairs', uerr))
+    msg = str(err)
+    if kept:
+        msg += '; kept, could not be rolled back: %s' % '; '.join(reversed(kept))
+        if rolled_back:
+            msg += '; rolled back: %s' % '; '.join(rolled_back)
+    else:
+        msg += '; nothing of this call was kept'
+        if rolled_back:
+            msg += ' (rolled back: %s)' % '; '.join(rolled_back)
+    failure = ApplyError(msg, resource=failed.resource, done=list(reversed(kept)), rolled_back=rolled_back,
+                         cause=err)
+    failure.field, failure.value = err.field, err.value
+    return failure

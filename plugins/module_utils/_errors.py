@@ -77,8 +77,9 @@ class KernelError(HostnetError):
 class ApplyError(HostnetError):
     """An operation failed while applying a plan.
 
-    ``done`` lists the operations that completed and stand; the failed
-    resource's own partial work has been rolled back where possible.
+    Every operation of the call that ran has been undone, newest first:
+    ``rolled_back`` lists them; ``done`` lists what stands because it could
+    not be undone (empty: nothing of the call was kept).
     """
 
     def __init__(self, message, resource=None, done=None, rolled_back=None, cause=None):

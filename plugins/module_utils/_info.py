@@ -16,10 +16,11 @@ import os
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import gather
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import HostnetError, NamespaceNotFound, ValidationError
 from ansible_collections.hostnet.provision.plugins.module_utils._kinds import KINDS
 from ansible_collections.hostnet.provision.plugins.module_utils._netlink import RTPROT_HOSTNET, is_managed
 
-__all__ = ['SECTIONS', 'collect']
+__all__ = ['SECTIONS', 'check_namespaces', 'collect']
 
 SECTIONS = ('namespaces', 'links', 'addresses', 'routes', 'managed')
 
@@ -44,8 +45,41 @@ def process_namespaces(named_ids):
     return found
 
 
+def check_namespaces(specs):
+    """Refuse specs that are malformed or name no live network namespace."""
+    if not isinstance(specs, (list, tuple)):
+        raise ValidationError('net_info: netns %r must be a list of namespaces' % (specs,), 'net_info', 'netns',
+                              specs)
+    for spec in specs:
+        if spec in (None, ''):
+            continue
+        if not isinstance(spec, str) or '\0' in spec:
+            raise ValidationError('net_info: netns %r is not a namespace name, path or pid:PID' % (spec,),
+                                  'net_info', 'netns', spec)
+        if spec.startswith('pid:') and not (spec[4:].isdigit() and int(spec[4:]) > 0):
+            raise ValidationError('net_info: netns %r: pid:PID needs a process id (a positive number)' % spec,
+                                  'net_info', 'netns', spec)
+        if not spec.startswith(('/', 'pid:')) and ('/' in spec or spec in ('.', '..')):
+            raise ValidationError('net_info: netns %r is not a namespace name (no "/"), an absolute path or '
+                                  'pid:PID' % spec, 'net_info', 'netns', spec)
+        if spec.startswith('pid:') and not os.path.exists('/proc/%s' % spec[4:]):
+            raise NamespaceNotFound('net_info: netns %r: no process %s is running' % (spec, spec[4:]),
+                                    'net_info', 'netns', spec)
+        # Opening it proves a live namespace (not a stale file or a plain file).
+        try:
+            os.close(_nsfs.open_namespace(spec, 'net_info', 'netns'))
+        except HostnetError as err:
+            text = str(err).split(': ', 1)[-1]
+            raise NamespaceNotFound('net_info: netns %r: %s' % (spec, text), 'net_info', 'netns', spec) from None
+
+
 def collect(kernel, ctx, netns=None, sections=SECTIONS, process_namespaces_too=False, kinds=None):
-    """Build the report. ``netns``: specs to read (default: ours + all named)."""
+    """Build the report. ``netns``: specs to read (default: ours + all named).
+
+    A namespace asked for by name, path or ``pid:PID`` that does not exist
+    is an error (an empty report would read as "nothing there")."""
+    if netns is not None:
+        check_namespaces(netns)
     named = _nsfs.list_named()
     specs = [None] + named if netns is None else list(netns)
     own_id = _nsfs.namespace_id(None)

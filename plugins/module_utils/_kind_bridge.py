@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _procfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, resource_label
@@ -40,7 +41,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     managed_link_keys,
     one_prefix_per_ipv6,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
 from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element
 from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
@@ -66,7 +67,7 @@ class BridgeKind(ResourceKind):
         self.nft = NftPlanner(kernel, ctx, enable_forwarding)
 
     def normalize(self, item):
-        name = v.ifname(item.get('name'), 'bridge %s' % item.get('name'))
+        name = v.ifname(item.get('name'), 'bridge %s' % item.get('name'), new_link=True)
         res = 'bridge %s' % name
         out = {
             'name': name,
@@ -89,6 +90,8 @@ class BridgeKind(ResourceKind):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
                                   % (res, fd), res, 'forward_delay', fd)
         _check_forward_delay(out, res)
+        out.update(_clash.override(item, res))
+        v.mtu_ipv6(out['mtu'], out['addresses'], res)
         return out
 
     def _res(self, key):
@@ -143,11 +146,17 @@ class BridgeKind(ResourceKind):
         netns, name = key
         res = self._res(key)
         ref = LinkRef(self.kernel, netns, name, res)
+        if after is None and self._keep_for_foreign_ports(res, netns, name):
+            return []
         if after is None:
             ops = self._policy_ops(key, res, before, None)
             ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name),
                           lambda: self.kernel.link_del(netns, res, ref.index())))
             return ops
+        _clash.check(self.kernel, res, _clash.added(netns, 'addresses', (before or {}).get('addresses'),
+                                                    after.get('addresses')),
+                     [(netns, name)], after.get('_allow_route_overlap'))
+        v.mtu_ipv6(after.get('mtu'), after.get('addresses'), res)
         ops = []
         existing = before
         if before is None:
@@ -195,11 +204,6 @@ class BridgeKind(ResourceKind):
             return self._localnet_ops(key, res, before, after)
         icc_off = after is not None and after.get('icc') is False
         bridge_meta = self.nft.bridge_meta(netns) if icc_off else True
-        if icc_off and not bridge_meta:
-            self.nft.warn_once('icc', 'this kernel has no nft_meta_bridge (CONFIG_NFT_BRIDGE_META): icc: false '
-                                      'is enforced on the ports the bridge has now and on ports the veth '
-                                      'module attaches; ports attached otherwise are covered when this '
-                                      'module runs again')
         ports = self._ports(netns, name) if icc_off and not bridge_meta else []
         want = bridge_elements(name, after, ports, bridge_meta) if after is not None else set()
         if before is None:
@@ -218,6 +222,12 @@ class BridgeKind(ResourceKind):
                                 owner=lambda tables: owned_elements(tables, name), keep=want)
         if op is not None:
             ops.append(op)
+            if icc_off and not bridge_meta:
+                # Only when the port list changes, not on every idempotent run.
+                self.nft.warn_once('icc', 'this kernel has no nft_meta_bridge (CONFIG_NFT_BRIDGE_META): icc: '
+                                          'false is enforced on the ports the bridge has now and on ports the '
+                                          'veth module attaches; ports attached otherwise are covered when this '
+                                          'module runs again')
         if after is None:
             return ops
         ops.extend(self._localnet_ops(key, res, before, after))
@@ -239,6 +249,22 @@ class BridgeKind(ResourceKind):
                         'host\'s 127.0.0.1 to the bridge after a ruleset flush)' % _procfs.sysctl_label(parts),
                    lambda: _procfs.sysctl_set(netns, parts, '0', res, 'name'),
                    lambda: _procfs.sysctl_set(netns, parts, '1', res, 'name'))]
+
+    def _keep_for_foreign_ports(self, res, netns, name):
+        """A bridge that links the collection did not make are attached to is
+        kept whole (deleting it would cut them off): the run says so."""
+        bridge = self.kernel.link(netns, name) if self.kernel.exists(netns) else None
+        if bridge is None:
+            return False
+        foreign = sorted(link['name'] for link in self.kernel.links(netns).values()
+                         if link['master'] == bridge['index'] and not is_managed(link))
+        if foreign:
+            self.ctx.warn('%s: kept, not deleted: %s %s attached to it and %s not created by %s; detach or '
+                          'remove %s and run again to delete the bridge'
+                          % (res, ', '.join(foreign), 'is' if len(foreign) == 1 else 'are',
+                             'was' if len(foreign) == 1 else 'were', OWNER_TAG,
+                             'it' if len(foreign) == 1 else 'them'))
+        return bool(foreign)
 
     def _ports(self, netns, name):
         if not self.kernel.exists(netns):
@@ -274,11 +300,11 @@ class BridgeKind(ResourceKind):
             self.kernel.link_add(ref.netns, ref.resource, **args)
         except KernelError as err:
             raise _explain(err, after) from None
+        ref.mark_created()
         ref.set(ifalias=OWNER_TAG, state='up')
 
     def _remove(self, ref):
-        if ref.get() is not None:
-            self.kernel.link_del(ref.netns, ref.resource, ref.index())
+        ref.remove_created()
 
 
 def _check_forward_delay(config, res):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf as ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
@@ -46,13 +47,12 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     repair_op,
     route_ops,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, make_alias, parse_alias
 
 __all__ = ['MacvlanKind', 'MODES', 'vlan_link_name']
 
 MODES = ('bridge', 'vepa', 'private', 'passthru', 'source')
-_TAG = OWNER_TAG + ' macvlan'
-_VLAN_TAG = OWNER_TAG + ' macvlan-parent'
+_VLAN_TAG = make_alias('macvlan-parent')
 _LISTS = ('addresses', 'gateway', 'routes')
 _VID_MIN, _VID_MAX = 1, 4094
 _HASH_DIGITS = 4
@@ -77,18 +77,16 @@ def vlan_link_name(parent, vid):
 
 
 def _alias(parent, vid):
-    return '%s parent=%s%s' % (_TAG, parent, ' vlan=%d' % vid if vid else '')
+    return make_alias('macvlan', parent=parent, vlan=vid or None)
 
 
 def _parse_hint(alias):
     """(parent, vlan) from a macvlan's alias, None if it is not ours."""
-    if not alias or not alias.startswith(_TAG + ' '):
+    parsed = parse_alias(alias)
+    if parsed is None or parsed[0] != 'macvlan':
         return None
-    fields = dict(token.partition('=')[::2] for token in alias[len(_TAG) + 1:].split())
-    parent, vid = fields.get('parent'), fields.get('vlan')
-    if not parent:
-        return None
-    return parent, (int(vid) if vid and vid.isdigit() else None)
+    vid = parsed[1].get('vlan')
+    return parsed[1]['parent'], (int(vid) if vid else None)
 
 
 def _lower_name(config):
@@ -110,11 +108,15 @@ class MacvlanKind(ResourceKind):
         # once when needed, then kept up to date along the plan.
         self._users = None
         self._vlans_made = set()
+        # lower link index -> macvlans on it (read once when needed), and
+        # the macvlans this call deletes, as (namespace id, name).
+        self._lowers = None
+        self._leaving = set()
 
     # -- input ------------------------------------------------------------
 
     def normalize(self, item):
-        name = v.ifname(item.get('name'), 'macvlan %s' % item.get('name'))
+        name = v.ifname(item.get('name'), 'macvlan %s' % item.get('name'), new_link=True)
         res = 'macvlan %s' % name
         addresses = v.cidr_list(item.get('addresses'), res)
         out = {
@@ -127,10 +129,15 @@ class MacvlanKind(ResourceKind):
             'mac': v.mac(item.get('mac'), res),
             'addresses': addresses,
             'gateway': ipconf.gateways(item.get('gateway'), addresses, res),
-            'routes': ipconf.routes(item.get('routes'), res),
+            'routes': ipconf.routes(item.get('routes'), res, addresses=addresses),
         }
+        out.update(_clash.override(item, res))
         if out['parent'] == name and not out['netns']:
             raise ValidationError('%s: parent %r is the macvlan itself' % (res, name), res, 'parent', name)
+        if out['parent'] == 'lo':
+            raise ValidationError('%s: parent %r is the loopback link, which cannot carry a macvlan'
+                                  % (res, out['parent']), res, 'parent', out['parent'])
+        v.mtu_ipv6(out['mtu'], addresses, res)
         return out
 
     def check_all(self, items):
@@ -138,6 +145,29 @@ class MacvlanKind(ResourceKind):
         ipconf.check_default_routes(items, 'macvlan', lambda i: i['netns'], lambda i: i['name'],
                                     lambda i: i['gateway'])
         self._items = dict((self.key(i), i) for i in items)
+        # passthru takes the whole parent: no other macvlan beside it.
+        by_lower = {}
+        for item in items:
+            if item['parent'] is not None:
+                by_lower.setdefault(_lower_name(item), []).append(item)
+        for lower, users in sorted(by_lower.items()):
+            macs = {}
+            for user in users:
+                if user['mac'] and user['mode'] != 'passthru':
+                    other = macs.setdefault(user['mac'], user)
+                    if other is not user:
+                        res = 'macvlan %s' % resource_label(user['netns'], user['name'])
+                        raise ValidationError('%s: mac %s is also given to macvlan %s on the same parent %s in this '
+                                              'call' % (res, user['mac'], resource_label(other['netns'], other['name']),
+                                                        lower), res, 'mac', user['mac'])
+            if len(users) > 1 and any(u['mode'] == 'passthru' for u in users):
+                first = next(u for u in users if u['mode'] == 'passthru')
+                other = next(u for u in users if u is not first)
+                res = 'macvlan %s' % resource_label(first['netns'], first['name'])
+                raise ValidationError('%s: mode passthru takes parent %s for itself, but macvlan %s (mode %s) in '
+                                      'this call is on the same parent' % (res, lower, resource_label(
+                                          other['netns'], other['name']), other['mode'] or 'bridge'),
+                                      res, 'mode', 'passthru')
 
     # -- read -------------------------------------------------------------
 
@@ -232,10 +262,15 @@ class MacvlanKind(ResourceKind):
         if after is None:
             if key in self._items:
                 self._deleting = True
+            self._leaving.add((_nsfs.namespace_id(netns), name))
+            old = before
             ops = [Op(res, 'delete macvlan %s' % resource_label(netns, name),
-                      lambda: kernel.link_del(netns, res, ref.index()))]
+                      lambda: kernel.link_del(netns, res, ref.index()),
+                      None if before.get('_broken') else lambda: self._restore(res, ref, old))]
             return ops + self._release_vlan(res, key, before)
         ops = []
+        v.mtu_ipv6(after.get('mtu'), after.get('addresses'), res)
+        ipconf.check_on_link(after.get('addresses'), after.get('gateway'), after.get('routes'), res)
         reason = self._recreate_reason(before, after) if before is not None else None
         if reason:
             old = before
@@ -244,7 +279,9 @@ class MacvlanKind(ResourceKind):
                           lambda: self._restore(res, ref, old)))
             ops.extend(self._release_vlan(res, key, before))
             before = None
-        self._check_refs(res, after)
+        self._check_refs(res, after, key, creating=before is None,
+                         mac_changed=before is not None and after.get('mac') != before.get('mac'))
+        self._check_clash(res, netns, name, before, after)
         if before is None:
             ops.extend(self._vlan_ops(res, after))
             ops.append(Op(res, 'create macvlan %s on %s (mode %s)' % (
@@ -257,7 +294,7 @@ class MacvlanKind(ResourceKind):
                 ops.append(Op(res, 'set mode of %s to %s (was %s)' % (name, after['mode'], before['mode']),
                               _mode_setter(ref, after['mode']), _mode_setter(ref, before['mode'])))
             if not before.get('_up'):
-                ops.append(Op(res, 'bring up %s' % name, lambda: ref.set(state='up')))
+                ops.append(Op(res, 'bring up %s' % name, lambda: ref.set(state='up'), lambda: ref.set(state='down')))
         ops.extend(address_ops(ref, before.get('addresses'), after.get('addresses')))
         ops.extend(route_ops(ref, ipconf.gateway_routes(before.get('gateway')),
                              ipconf.gateway_routes(after.get('gateway')), field='gateway'))
@@ -267,8 +304,19 @@ class MacvlanKind(ResourceKind):
                                  ipconf.gateway_routes(after.get('gateway')) + list(after.get('routes') or [])))
         return ops
 
-    def _check_refs(self, res, after):
-        """Refuse a missing parent or an MTU above the parent's, before any change."""
+    def _check_clash(self, res, netns, name, before, after):
+        """What the endpoint adds must not clash with the host's routing (see _clash)."""
+        before = before or {}
+        entries = _clash.added(netns, 'addresses', before.get('addresses'), after.get('addresses')) + \
+            _clash.added(netns, 'gateway', ipconf.gateway_routes(before.get('gateway')),
+                         ipconf.gateway_routes(after.get('gateway'))) + \
+            _clash.added(netns, 'routes', before.get('routes'), after.get('routes'))
+        near = [(netns, name), (None, after['parent']), (None, _lower_name(after))]
+        _clash.check(self.kernel, res, entries, near, after.get('_allow_route_overlap'))
+
+    def _check_refs(self, res, after, key=None, creating=False, mac_changed=False):
+        """Refuse a missing parent, an MTU above the parent's and a mode the
+        parent cannot carry, before any change."""
         parent = after['parent']
         try:
             link = self.kernel.link(None, parent, res)
@@ -286,6 +334,66 @@ class MacvlanKind(ResourceKind):
             raise ValidationError('%s: mtu %d is larger than the MTU of its parent %s (%d); a macvlan cannot '
                                   'exceed its parent' % (res, after['mtu'], lower['name'], lower['mtu']),
                                   res, 'mtu', after['mtu'])
+        if after.get('mtu') is None and creating:
+            v.mtu_ipv6(lower['mtu'], after.get('addresses'), res,
+                       origin=' (unset, so the MTU of parent %s)' % lower['name'])
+        # With vlan and no sub-interface yet, it is made by this call: new, on the parent.
+        pending = bool(after.get('vlan')) and lower is link
+        if lower['kind'] == 'macvlan' and not pending:
+            raise ValidationError('%s: parent %r is itself a macvlan; the kernel would put the new one on that '
+                                  'macvlan\'s own parent instead: name that one' % (res, lower['name']),
+                                  res, 'parent', after['parent'])
+        if creating and lower['master'] and not pending:
+            master = self.kernel.link_by_index(None, lower['master'])
+            raise ValidationError('%s: parent %r is a port of %s %s, which holds its traffic; the kernel refuses a '
+                                  'macvlan on it (EBUSY): use the %s itself as parent'
+                                  % (res, lower['name'], (master or {}).get('kind') or 'master',
+                                     (master or {}).get('name') or lower['master'], (master or {}).get('kind')
+                                     or 'master'), res, 'parent', after['parent'])
+        check_mac = bool(after.get('mac')) and after['mode'] != 'passthru' and (creating or mac_changed)
+        if check_mac and after['mac'] == lower['mac']:
+            raise ValidationError('%s: mac %s is the MAC address of its parent %s (the kernel refuses to bring the '
+                                  'macvlan up)' % (res, after['mac'], lower['name']), res, 'mac', after['mac'])
+        if (creating or check_mac) and not pending:
+            self._check_lower_free(res, key, after, lower, creating, check_mac)
+
+    def _check_lower_free(self, res, key, after, lower, creating=True, check_mac=True):
+        """The kernel refuses (EINVAL) a second macvlan on a parent that
+        carries a passthru one, and a passthru one on a parent that carries
+        any: refused here against the macvlans the parent has now."""
+        mine = (_nsfs.namespace_id(key[0]), key[1])
+        for ident, name, mode, mac in self._macvlans_on(lower['index']):
+            if (ident, name) == mine or (ident, name) in self._leaving:
+                continue
+            if after.get('mac') and after['mac'] == mac and check_mac:
+                raise ValidationError('%s: mac %s is already the MAC address of macvlan %s on the same parent %s '
+                                      '(the kernel refuses to bring up the second one)'
+                                      % (res, after['mac'], name, lower['name']), res, 'mac', after['mac'])
+            if not creating:
+                continue
+            if 'passthru' in (mode, after['mode']):
+                raise ValidationError('%s: mode %s cannot share parent %s with macvlan %s (mode %s), which is '
+                                      'already on it: passthru takes the parent for one macvlan alone'
+                                      % (res, after['mode'], lower['name'], name, mode), res, 'mode', after['mode'])
+
+    def _macvlans_on(self, index):
+        """(namespace id, name, mode) of the macvlans whose lower link is
+        the link ``index`` of the module's namespace, in every namespace."""
+        if self._lowers is None:
+            self._lowers = {}
+            home = _nsfs.namespace_id(None)
+            seen = set()
+            for spec in [None] + _nsfs.list_named() + sorted(k[0] for k in self._items if k[0]):
+                ident = _nsfs.namespace_id(spec)
+                if ident is None or ident in seen:
+                    continue
+                seen.add(ident)
+                for link in self.kernel.links(spec).values():
+                    if link['kind'] == 'macvlan' and link['link'] is not None \
+                            and (link['link_netnsid'] is None) == (ident == home):
+                        self._lowers.setdefault(link['link'], []).append(
+                            (ident, link['name'], (link.get('macvlan') or {}).get('mode'), link['mac']))
+        return self._lowers.get(index, [])
 
     # -- 802.1Q parent ------------------------------------------------------
 
@@ -305,9 +413,9 @@ class MacvlanKind(ResourceKind):
                                   '8021q module, or leave vlan unset and use a parent without VLAN tag'
                                   % (res, vid), res, 'vlan', vid)
         self._vlans_made.add(vname)
+        made = LinkRef(self.kernel, None, vname, res, 'vlan')
         return [Op(res, 'create vlan %s (802.1Q id %d on %s)' % (vname, vid, parent),
-                   lambda: self._create_vlan(res, vname, parent, vid),
-                   lambda: self._delete_vlan(res, vname), partial=True)]
+                   lambda: self._create_vlan(res, vname, parent, vid, made), made.remove_created, partial=True)]
 
     def _check_vlan_link(self, res, link, parent, vid):
         lower = self.kernel.link_by_index(None, link['link']) if link['link'] else None
@@ -360,7 +468,7 @@ class MacvlanKind(ResourceKind):
                         self._users.setdefault(vlans[link['link']], set()).add((ident, link['name']))
         return self._users.setdefault(vname, set())
 
-    def _create_vlan(self, res, vname, parent, vid):
+    def _create_vlan(self, res, vname, parent, vid, made=None):
         kernel = self.kernel
         link = kernel.link(None, parent, res)
         if link is None:
@@ -369,7 +477,8 @@ class MacvlanKind(ResourceKind):
             kernel.link_add(None, res, ifname=vname, kind='vlan', link=link['index'], vlan_id=vid)
         except KernelError as err:
             raise _explain(err, {'vlan': vid}) from None
-        ref = LinkRef(kernel, None, vname, res, 'vlan')
+        ref = made or LinkRef(kernel, None, vname, res, 'vlan')
+        ref.mark_created()
         ref.set(ifalias=_VLAN_TAG, state='up')
 
     def _delete_vlan(self, res, vname):
@@ -413,11 +522,11 @@ class MacvlanKind(ResourceKind):
             except HostnetError:
                 self.kernel.link_del(netns, res, made.index())
                 raise
+        ref.mark_created()
         ref.set(ifalias=_alias(after['parent'], after.get('vlan')), state='up')
 
     def _remove(self, ref):
-        if ref.get() is not None:
-            self.kernel.link_del(ref.netns, ref.resource, ref.index())
+        ref.remove_created()
 
     def _restore(self, res, ref, before):
         """Undo of a delete-to-recreate: the old link again, MAC included."""

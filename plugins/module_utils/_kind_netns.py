@@ -56,6 +56,12 @@ class NetnsKind(ResourceKind):
         name = key[1]
         marker = _nsfs.read_marker(name)
         if marker is None:
+            if _nsfs.stale_marker(name):
+                raise NotManagedError(
+                    '%s: the network namespace named %r is not the one hostnet.provision created under that name '
+                    '(it was deleted and another one was made under the name since); it is neither adopted nor '
+                    'deleted (remove it yourself, or choose another name)' % (self._res(name), name),
+                    self._res(name), 'name', name)
             if _nsfs.namespace_id(name) is not None:
                 raise NotManagedError(
                     '%s: a network namespace named %r already exists and was not created by '
@@ -92,6 +98,7 @@ class NetnsKind(ResourceKind):
         kernel = self.kernel
         if after is None:
             def delete():
+                _check_ours(name, res)
                 kernel.forget(name)
                 _os(lambda: _nsfs.delete_named(name), 'delete network namespace', res, name)
             return [Op(res, 'delete netns %s' % name, delete)]
@@ -102,22 +109,32 @@ class NetnsKind(ResourceKind):
         ops = []
         if before is not None and (before['pid'] != pid or before.get('_stale')):
             ops.append(Op(res, 'release netns name %s (was %s)' % (name, _origin(before['pid'])),
-                          lambda: (kernel.forget(name), _os(lambda: _nsfs.delete_named(name), 'release', res, name))))
+                          lambda: (_check_ours(name, res), kernel.forget(name),
+                                   _os(lambda: _nsfs.delete_named(name), 'release', res, name))))
             before = None
         if before is None:
+            # The undo removes only the namespace this op made (its identity
+            # as created), never whatever holds the name by then.
+            made = {}
             if pid is None:
                 ops.append(Op(res, 'create netns %s' % name,
-                              lambda: _os(lambda: _nsfs.create_named(name), 'create network namespace', res, name),
-                              lambda: _undo_create(kernel, name)))
+                              lambda: made.update(_os(lambda: _nsfs.create_named(name), 'create network namespace',
+                                                      res, name)),
+                              lambda: _undo_create(kernel, name, made)))
             else:
                 ops.append(Op(res, 'attach netns %s to the namespace of pid %d' % (name, pid),
-                              lambda: _os(lambda: _nsfs.attach_named(name, pid), 'attach network namespace', res, name),
-                              lambda: _undo_create(kernel, name)))
+                              lambda: made.update(_os(lambda: _nsfs.attach_named(name, pid),
+                                                      'attach network namespace', res, name)),
+                              lambda: _undo_create(kernel, name, made)))
         if pid is None and not (before or {}).get('_lo_up'):
-            def lo_up():
-                lo = kernel.link(name, 'lo', res)
-                kernel.link_set(name, res, lo['index'], state='up')
-            ops.append(Op(res, 'bring up lo in netns %s' % name, lo_up))
+            def lo_state(state):
+                def run():
+                    if state == 'down' and not kernel.exists(name):
+                        return  # gone with the namespace
+                    lo = kernel.link(name, 'lo', res)
+                    kernel.link_set(name, res, lo['index'], state=state)
+                return run
+            ops.append(Op(res, 'bring up lo in netns %s' % name, lo_state('up'), lo_state('down')))
         ops.extend(self._sysctl_ops(name, res, before, after['sysctls']))
         return ops
 
@@ -133,7 +150,8 @@ class NetnsKind(ResourceKind):
             was = '' if old is None else ' (was %s)' % old
             ops.append(Op(res, 'set sysctl %s=%s in netns %s%s' % (key, value, name, was),
                           _set_sysctl(name, key, value, res),
-                          _set_sysctl(name, key, old, res) if old is not None else None))
+                          # In a new namespace: undone with the namespace itself.
+                          _set_sysctl(name, key, old, res) if old is not None else _nothing))
         return ops
 
 
@@ -144,6 +162,10 @@ def _set_sysctl(name, key, value, res):
         keys = sorted(set(marker.get('sysctls', [])) | {key})
         _nsfs.update_marker(name, sysctls=keys)
     return run
+
+
+def _nothing():
+    return None
 
 
 def _sysctl_value(value, res, key):
@@ -161,12 +183,22 @@ def _origin(pid):
 
 def _os(fn, action, res, name):
     try:
-        fn()
+        return fn()
     except OSError as exc:
         raise translate_os_error(exc, action, res, 'name', name) from None
 
 
-def _undo_create(kernel, name):
-    if _nsfs.read_marker(name) is not None:
-        kernel.forget(name)
-        _nsfs.delete_named(name)
+def _check_ours(name, res):
+    """Right before a name is removed: it must still be the namespace the
+    collection recorded (someone may have re-made it since the plan)."""
+    if _nsfs.read_marker(name) is None and _nsfs.namespace_id(name) is not None:
+        raise NotManagedError('%s: the network namespace named %r is no longer the one hostnet.provision '
+                              'recorded; it is left alone' % (res, name), res, 'name', name)
+
+
+def _undo_create(kernel, name, made):
+    """Remove the namespace the create op made, and only that one."""
+    if not made or not _nsfs.same_identity(made, _nsfs.identity(name)):
+        return
+    kernel.forget(name)
+    _nsfs.delete_named(name)

@@ -27,11 +27,13 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _conntrack
+from ansible_collections.hostnet.provision.plugins.module_utils import _hostports
 from ansible_collections.hostnet.provision.plugins.module_utils import _procfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, resource_label
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     ConflictError,
+    LinkNotFound,
     NamespaceNotFound,
     ValidationError,
 )
@@ -104,8 +106,49 @@ class PortmapKind(ResourceKind):
         self._bridge_ports = {}  # (netns, bridge ifindex) -> its managed ports
         self._hairpin_bridges = set()  # (netns, bridge ifindex) whose ports were planned
         self._bound = {}         # (netns, protocol) -> ports bound by sockets (read once)
+        self._ruleset = {}       # netns -> the namespace's whole ruleset (read once, JSON objects)
+        self._sockets = {}       # (netns, protocol) -> its bound/listening sockets (read once)
+        self._drops_checked = set()
+        self.firewall = []       # other tables' forward chains that drop published traffic
 
     # -- identity and input ------------------------------------------------------
+
+    def expand(self, config):
+        """A mapping with ``destination6`` (a dual-stack endpoint) is two
+        mappings: IPv4 to ``destination``, IPv6 to ``destination6``."""
+        out = []
+        for item in config or []:
+            if not isinstance(item, dict) or item.get('destination6') in (None, ''):
+                out.append(dict(item, destination6=None) if isinstance(item, dict) else item)
+                continue
+            res = 'portmap %s' % (item.get('host_port'),)
+            dest6 = item['destination6']
+            try:
+                ok = ipaddress.ip_address(dest6).version == 6
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValidationError('%s: destination6 %r is not an IPv6 address' % (res, dest6), res,
+                                      'destination6', dest6)
+            if item.get('host_ip') not in (None, ''):
+                raise ValidationError('%s: destination6 %s with host_ip %s: a mapping on one host address has one '
+                                      'family; give destination6 only without host_ip' % (res, dest6, item['host_ip']),
+                                      res, 'destination6', dest6)
+            if str(item.get('host_port')).strip() == 'auto':
+                raise ValidationError('%s: destination6 %s with host_port auto: auto chooses a port per family; '
+                                      'give an explicit host_port (or two mappings)' % (res, dest6), res,
+                                      'destination6', dest6)
+            if item.get('destination') not in (None, ''):
+                try:
+                    v4 = ipaddress.ip_address(item['destination']).version == 4
+                except ValueError:
+                    v4 = True  # normalize() names the bad value
+                if not v4:
+                    raise ValidationError('%s: destination %s must be the IPv4 address when destination6 is given'
+                                          % (res, item['destination']), res, 'destination', item['destination'])
+                out.append(dict(item, destination6=None))
+            out.append(dict(item, destination=dest6, destination6=None))
+        return out
 
     def key(self, item):
         version = _version_of(item)
@@ -178,6 +221,11 @@ class PortmapKind(ResourceKind):
                 raise ValidationError('%s: port %d + %d ports of the range passes 65535' % (res, port, size),
                                       res, 'port', port)
             out['port'] = port
+        for flag in ('allow_listening', 'allow_foreign_dnat'):
+            value = item.get(flag)
+            if value is not None and not isinstance(value, bool):
+                raise ValidationError('%s: %s %r must be true or false' % (res, flag, value), res, flag, value)
+            out['_' + flag] = bool(value)
         if out['host_port'] == 'auto' and (out['destination'] is None or out['port'] is None):
             raise ValidationError('%s: host_port auto needs destination and port (they identify the mapping)'
                                   % res, res, 'host_port', 'auto')
@@ -188,7 +236,8 @@ class PortmapKind(ResourceKind):
         for item in items:
             key = self.key(item)
             if key in seen:
-                raise ValidationError('portmap %s is listed twice in config' % describe(item), describe(item),
+                raise ValidationError('portmap %s: host_port %s is listed twice in config'
+                                      % (describe(item), item['host_port']), describe(item),
                                       'host_port', item['host_port'])
             seen[key] = item
             if item['host_port'] != 'auto':
@@ -219,7 +268,7 @@ class PortmapKind(ResourceKind):
     def current(self, key):
         netns = key[0]
         if not self.kernel.exists(netns):
-            raise NamespaceNotFound('%s: network namespace %r does not exist' % (self._res(key), netns),
+            raise NamespaceNotFound('%s: netns %r: network namespace does not exist' % (self._res(key), netns),
                                     self._res(key), 'netns', netns)
         self.nft.require()
         mapping = self._mappings(netns).get(key)
@@ -272,6 +321,10 @@ class PortmapKind(ResourceKind):
 
     def _choose_port(self, netns, protocol, res):
         taken = self._taken(netns, protocol) | self._bound_ports(netns, protocol, res)
+        if self.kernel.exists(netns):
+            # Nor a port another table already DNATs.
+            taken |= set(port for port, _where in _hostports.foreign_dnat(
+                self._rules(netns, res), protocol, range(AUTO_PORTS[0], AUTO_PORTS[1] + 1)))
         for port in range(AUTO_PORTS[0], AUTO_PORTS[1] + 1):
             if port not in taken:
                 self._auto_taken.setdefault((netns or '', protocol), set()).add(port)
@@ -310,14 +363,69 @@ class PortmapKind(ResourceKind):
             op = self.nft.change_op(netns, res, 'restore', summary=True)
             if op is not None:
                 ops.append(op)
-        if before is None and after['host_port'] != 'auto' and self.kernel.exists(netns):
-            bound = self._bound_ports(netns, after['protocol'], res) & set(_ports(after['host_port']))
-            if bound:
-                self.ctx.warn('%s: a local %s socket is bound to port %s; connections to the host\'s addresses '
-                              'on it now go to %s instead'
-                              % (res, after['protocol'], _range_text(bound), after['destination']))
+        if self.kernel.exists(netns):
+            if before is None or _claim(key, before)['ports'] != _claim(key, after)['ports'] or \
+                    before.get('host_ip') != after.get('host_ip'):
+                self._check_others(netns, after, version, res)
+            self._check_forward_drops(netns, version, res)
         ops.extend(self._hairpin_ops(netns, after, version, res))
         return ops
+
+    # -- ports and policies of others ------------------------------------------------
+
+    def _rules(self, netns, res):
+        key = netns or ''
+        if key not in self._ruleset:
+            self._ruleset[key] = _hostports.ruleset(netns, res)
+        return self._ruleset[key]
+
+    def _check_others(self, netns, after, version, res):
+        """Refuse a host port that a host process listens on, or that another
+        nftables table already DNATs (each unless explicitly allowed)."""
+        ports = set(_ports(after['assigned_port'] if after['host_port'] == 'auto' else after['host_port']))
+        protocol = after['protocol']
+        key = (netns or '', protocol)
+        if key not in self._sockets:
+            self._sockets[key] = _hostports.sockets(netns, protocol, res)  # read once per run
+        holders = _hostports.name_processes([h for h in self._sockets[key] if h.port in ports and
+                                             _hostports.conflicts(h, version, after.get('host_ip'))])
+        if holders:
+            text = '; '.join(h.describe() for h in holders)
+            if not after.get('_allow_listening'):
+                raise ConflictError('%s: host_port %s: %s: publishing it would take its connections (set '
+                                    'allow_listening: true on this mapping to publish it anyway)'
+                                    % (res, after['host_port'], text), res, 'host_port',
+                                    after['host_port'])
+            self.ctx.warn('%s: %s; allow_listening is set: connections to the host\'s addresses on it now go to '
+                          '%s instead' % (res, text, after['destination']))
+        taken = _hostports.foreign_dnat(self._rules(netns, res), protocol, ports)
+        if taken:
+            text = ', '.join('host port %d/%s is already DNATed by %s' % (port, protocol, where)
+                             for port, where in taken)
+            if not after.get('_allow_foreign_dnat'):
+                raise ConflictError('%s: host_port %s: %s (another tool publishes it; set allow_foreign_dnat: '
+                                    'true on this mapping to publish it anyway)' % (res, after['host_port'], text),
+                                    res, 'host_port',
+                                    after['host_port'])
+            self.ctx.warn('%s: %s; allow_foreign_dnat is set: whichever table\'s rule runs first takes the '
+                          'connections' % (res, text))
+
+    def _check_forward_drops(self, netns, version, res):
+        """Every run: warn when another table's forward chain drops by policy
+        what this module forwards to the endpoints."""
+        key = (netns or '', version)
+        if key in self._drops_checked:
+            return
+        self._drops_checked.add(key)
+        for where in _hostports.foreign_forward_drops(self._rules(netns, res), version):
+            self.firewall.append({'netns': netns, 'family': 'ipv%d' % version, 'chain': where, 'policy': 'drop'})
+            self.ctx.warn('WARNING: %s: chain %s has policy drop on the forward hook and no rule accepting DNATed '
+                          'connections (ct status dnat accept): published IPv%d ports in %s are dropped there; '
+                          'accept them in that chain' % (res, where, version, _nsfs_label(netns)))
+
+    def result_extra(self):
+        """Module result keys beside the engine's: other tables' drop policies."""
+        return {'firewall': self.firewall}
 
     def _check_clash(self, key, after, res):
         """Refuse a host port that another mapping (in the table, not being
@@ -336,8 +444,8 @@ class PortmapKind(ResourceKind):
                     if other['host_ip'] and mine['host_ip'] and other['host_ip'] != mine['host_ip']:
                         continue
                     shared = mine['ports'] & other['ports']
-                    raise ConflictError('%s: host port %s/%s%s is already published by portmap %s'
-                                        % (res, _range_text(shared), mine['protocol'],
+                    raise ConflictError('%s: host_port %s: host port %s/%s%s is already published by portmap %s'
+                                        % (res, after['host_port'], _range_text(shared), mine['protocol'],
                                            '' if not mine['host_ip'] else ' on %s' % mine['host_ip'],
                                            describe(other['mapping'])),
                                         res, 'host_port', after['host_port'])
@@ -389,13 +497,17 @@ class PortmapKind(ResourceKind):
             if dest in ipaddress.ip_network(element.key[1]):
                 bridge = element.key[0]
                 break
-        if bridge is None:
-            self.ctx.warn('%s: destination %s is not behind a bridge managed by hostnet.provision.bridge: the port '
-                          'is reachable from outside, but not via the host\'s 127.0.0.1 nor from endpoints of its '
-                          'own network (hairpin)' % (res, dest))
-            return []
-        link = self.kernel.link(netns, bridge)
+        link = None if bridge is None else self.kernel.link(netns, bridge)
         if link is None:
+            if self.ctx.check_mode:
+                # On a fresh host the bridge is made by an earlier task of the
+                # play: say so once for the call, not "no bridge" per mapping.
+                self.ctx.tolerate_missing(LinkNotFound(
+                    '%s: no managed bridge holds destination %s yet' % (res, dest), res, 'destination', str(dest)))
+                return []
+            self.nft.warn_once(('hairpin', str(dest)), '%s: destination %s is not behind a bridge managed by '
+                               'hostnet.provision.bridge: the port is reachable from outside, but not via the '
+                               'host\'s 127.0.0.1 nor from endpoints of its own network (hairpin)' % (res, dest))
             return []
         if (netns or '', link['index']) in self._hairpin_bridges:
             return []  # every port of this bridge was looked at for an earlier mapping
@@ -565,6 +677,10 @@ def _parse(netns, tables):
             mapping['port'] = 0
         out[kind_key] = mapping
     return out
+
+
+def _nsfs_label(netns):
+    return 'the current namespace' if not netns else 'netns %s' % netns
 
 
 def _local_addresses(kernel, netns):

@@ -14,6 +14,7 @@ against the kernel (each end's peer index must be the other's index).
 
 from __future__ import annotations
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
@@ -42,24 +43,24 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     route_ops,
 )
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import port_icc_ops
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, make_alias, parse_alias
 from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
 __all__ = ['VethKind']
 
-_HOST_TAG = OWNER_TAG + ' veth peer='
-_PEER_TAG = OWNER_TAG + ' veth-peer'
+_PEER_TAG = make_alias('veth-peer')
 _PEER_LISTS = ('addresses', 'gateway', 'routes')
 
 
 def _host_alias(peer_name, peer_netns):
-    return '%s%s@%s' % (_HOST_TAG, peer_name, peer_netns or '.')
+    return make_alias('veth', peer='%s@%s' % (peer_name, peer_netns or '.'))
 
 
 def _parse_hint(alias):
-    if not alias or not alias.startswith(_HOST_TAG) or '@' not in alias:
+    parsed = parse_alias(alias)
+    if parsed is None or parsed[0] != 'veth':
         return None
-    name, _sep, netns = alias[len(_HOST_TAG):].partition('@')
+    name, _sep, netns = parsed[1]['peer'].partition('@')
     return name, (None if netns == '.' else netns)
 
 
@@ -70,17 +71,17 @@ class VethKind(ResourceKind):
     # -- input ------------------------------------------------------------
 
     def normalize(self, item):
-        name = v.ifname(item.get('name'), 'veth %s' % item.get('name'))
+        name = v.ifname(item.get('name'), 'veth %s' % item.get('name'), new_link=True)
         res = 'veth %s' % name
         peer_in = item.get('peer')
         peer = None if not peer_in else {
-            'name': v.ifname(peer_in.get('name'), res, 'peer.name'),
+            'name': v.ifname(peer_in.get('name'), res, 'peer.name', new_link=True),
             'netns': v.netns_spec(peer_in.get('netns'), res, 'peer.netns'),
             'mtu': v.mtu(peer_in.get('mtu'), res, 'peer.mtu'),
             'mac': v.mac(peer_in.get('mac'), res, 'peer.mac'),
             'addresses': v.cidr_list(peer_in.get('addresses'), res, 'peer.addresses'),
             'gateway': _ipconf.gateways(peer_in.get('gateway'), peer_in.get('addresses'), res, 'peer.gateway'),
-            'routes': _ipconf.routes(peer_in.get('routes'), res, 'peer.routes'),
+            'routes': _ipconf.routes(peer_in.get('routes'), res, 'peer.routes', peer_in.get('addresses')),
         }
         out = {
             'name': name,
@@ -91,6 +92,8 @@ class VethKind(ResourceKind):
             'bridge': v.ifname(item['bridge'], res, 'bridge') if item.get('bridge') else None,
             'peer': peer,
         }
+        out.update(_clash.override(item, res))
+        _check_mtu_ipv6(res, out)
         if peer and out['netns'] == peer['netns'] and name == peer['name']:
             raise ValidationError('%s: peer.name %r equals name in the same namespace' % (res, name),
                                   res, 'peer.name', name)
@@ -209,9 +212,12 @@ class VethKind(ResourceKind):
         kernel = self.kernel
         host = LinkRef(kernel, netns, name, res)
         if after is None:
+            old = public(before)
+            # Undone by building the pair again as it was (not when its peer was lost already).
             return self._icc_ops(netns, name, before, None, res) + [
                 Op(res, 'delete veth %s (and its peer)' % resource_label(netns, name),
-                   lambda: kernel.link_del(netns, res, host.index()))]
+                   lambda: kernel.link_del(netns, res, host.index()),
+                   None if before.get('_broken') else lambda: self._restore(key, old))]
         peer = LinkRef(kernel, after['peer']['netns'], after['peer']['name'], res, 'peer.name')
         ops = []
         if before is not None and self._needs_recreate(before, after):
@@ -222,20 +228,23 @@ class VethKind(ResourceKind):
                           lambda: kernel.link_del(netns, res, host.index()),
                           lambda: self._restore(key, old)))
             before = None
+        _check_mtu_ipv6(res, after)
+        _ipconf.check_on_link(after['peer'].get('addresses'), after['peer'].get('gateway'),
+                              after['peer'].get('routes'), res, 'peer.gateway', 'peer.routes')
         self._check_refs(res, netns, after, creating=before is None)
+        self._check_clash(res, netns, before, after)
         if before is None:
             ops.append(Op(res, 'create veth %s with peer %s in %s' % (
                 resource_label(netns, name), after['peer']['name'], _nsfs.spec_label(after['peer']['netns'])),
                 lambda: self._create(res, netns, after, host, peer),
-                lambda: host.get() is not None and kernel.link_del(netns, res, host.index()),
-                partial=True))
+                host.remove_created, partial=True))
             before = {'peer': {}}
         else:
             ops.extend(attribute_ops(host, before, after))
             ops.extend(attribute_ops(peer, before['peer'], after['peer'], prefix='peer '))
             for ref, up in ((host, before.get('_up')), (peer, before.get('_peer_up'))):
                 if not up:
-                    ops.append(Op(res, 'bring up %s' % ref.name, _up(ref)))
+                    ops.append(Op(res, 'bring up %s' % ref.name, _up(ref), _down(ref)))
             if after.get('bridge') != before.get('bridge'):
                 ops.append(self._master_op(res, netns, host, before.get('bridge'), after.get('bridge')))
         ops.extend(address_ops(host, before.get('addresses'), after.get('addresses')))
@@ -260,9 +269,22 @@ class VethKind(ResourceKind):
             self._nft = NftPlanner(self.kernel, self.ctx)
         return port_icc_ops(self._nft, netns, name, (after or {}).get('bridge'), res)
 
+    def _check_clash(self, res, netns, before, after):
+        """What the pair adds must not clash with the host's routing (see _clash)."""
+        bp, ap = (before or {}).get('peer') or {}, after['peer']
+        entries = _clash.added(netns, 'addresses', (before or {}).get('addresses'), after.get('addresses')) + \
+            _clash.added(ap['netns'], 'peer.addresses', bp.get('addresses'), ap.get('addresses')) + \
+            _clash.added(ap['netns'], 'peer.gateway', _ipconf.gateway_routes(bp.get('gateway')),
+                         _ipconf.gateway_routes(ap.get('gateway'))) + \
+            _clash.added(ap['netns'], 'peer.routes', bp.get('routes'), ap.get('routes'))
+        near = [(netns, after['name']), (ap['netns'], ap['name'])] + \
+            ([(netns, after['bridge'])] if after.get('bridge') else [])
+        _clash.check(self.kernel, res, entries, near, after.get('_allow_route_overlap'))
+
     def _restore(self, key, old):
-        """Undo of a recreate's delete: build the old pair again, as it was."""
-        for op in self.plan(key, None, old):
+        """Undo of a recreate's delete: build the old pair again, as it was
+        (what stood before is not put through the clash check again)."""
+        for op in self.plan(key, None, dict(old, _allow_route_overlap=True)):
             op.run()
 
     def _check_refs(self, res, netns, after, creating):
@@ -304,6 +326,7 @@ class VethKind(ResourceKind):
             if after.get(field) is not None:
                 args[nl_name] = after[field]
         kernel.link_add(netns, res, **args)
+        host.mark_created()
         kernel.session(pcfg['netns']).invalidate()
         # One request per end (alias, bridge and up together; the alias that
         # marks the pair as ours first): at a thousand endpoints every
@@ -328,8 +351,19 @@ class VethKind(ResourceKind):
         return Op(res, text, setter(new), setter(old))
 
 
+def _check_mtu_ipv6(res, config):
+    """Each end: no MTU below 1280 next to an IPv6 address."""
+    v.mtu_ipv6(config.get('mtu'), config.get('addresses'), res)
+    peer = config.get('peer') or {}
+    v.mtu_ipv6(peer.get('mtu'), peer.get('addresses'), res, 'peer.mtu', 'peer.addresses')
+
+
 def _up(ref):
     return lambda: ref.set(state='up')
+
+
+def _down(ref):
+    return lambda: ref.set(state='down')
 
 
 def _bridge_index(kernel, netns, bridge, res):

@@ -68,7 +68,7 @@ class VxlanKind(ResourceKind):
     # -- input ------------------------------------------------------------
 
     def normalize(self, item):
-        name = v.ifname(item.get('name'), 'vxlan %s' % item.get('name'))
+        name = v.ifname(item.get('name'), 'vxlan %s' % item.get('name'), new_link=True)
         res = 'vxlan %s' % name
         out = {
             'name': name,
@@ -86,6 +86,10 @@ class VxlanKind(ResourceKind):
         if out['learning'] is not None and not isinstance(out['learning'], bool):
             raise ValidationError('%s: learning %r must be true or false' % (res, out['learning']),
                                   res, 'learning', out['learning'])
+        if out['dev'] == 'lo':
+            raise ValidationError('%s: dev %r is the loopback link; the tunnel needs an underlay that reaches '
+                                  'the other VTEPs' % (res, out['dev']), res, 'dev', out['dev'])
+        v.mtu_ipv6(out['mtu'], out['addresses'], res)
         if out['local'] and out['group'] and _family(out) != ipaddress.ip_address(out['group']).version:
             raise ValidationError('%s: group %s and local %s are of different IP versions'
                                   % (res, out['group'], out['local']), res, 'group', out['group'])
@@ -211,14 +215,18 @@ class VxlanKind(ResourceKind):
                                                                           _onoff(before['learning'])),
                               _learning_setter(ref, after['learning']), _learning_setter(ref, before['learning'])))
             if not before.get('_up'):
-                ops.append(Op(res, 'bring up %s' % name, lambda: ref.set(state='up')))
+                ops.append(Op(res, 'bring up %s' % name, lambda: ref.set(state='up'), lambda: ref.set(state='down')))
             if after.get('bridge') != before.get('bridge'):
                 ops.append(self._master_op(res, netns, ref, before.get('bridge'), after.get('bridge')))
         ops.extend(address_ops(ref, before.get('addresses'), after.get('addresses')))
         return ops
 
     def _check_refs(self, res, before, after):
-        """Refuse a missing underlay or bridge and an MTU that cannot fit, before any change."""
+        """Refuse a missing underlay or bridge, an MTU that cannot fit and a
+        local address the namespace does not have, before any change."""
+        v.mtu_ipv6(after.get('mtu'), after.get('addresses'), res)
+        if after.get('local') and (before is None or after['local'] != before.get('local')):
+            self._check_local(res, after)
         if after.get('mtu') and (before is None or after['mtu'] != before.get('mtu')):
             max_mtu = self._max_mtu(after, res)
             if max_mtu is not None and after['mtu'] > max_mtu:
@@ -243,6 +251,28 @@ class VxlanKind(ResourceKind):
             raise ValidationError('%s: bridge %r is a %s, not a bridge' % (res, bridge, link['kind']),
                                   res, 'bridge', bridge)
 
+    def _check_local(self, res, after):
+        """local must be an address of the device's namespace (the kernel
+        accepts any, and the tunnel then sends from an address no reply
+        reaches). Link-local IPv6 addresses are not read, so not checked."""
+        local = ipaddress.ip_address(after['local'])
+        if local.is_link_local:
+            return
+        netns = after['netns']
+        try:
+            if not self.kernel.exists(netns):
+                raise NamespaceNotFound('%s: netns %r does not exist' % (res, netns), res, 'netns', netns)
+        except NamespaceNotFound as err:
+            self.ctx.tolerate_missing(err)
+            return
+        for link in self.kernel.links(netns, res).values():
+            for cidr in self.kernel.addresses(netns, link['index'], res):
+                if ipaddress.ip_interface(cidr).ip == local:
+                    return
+        raise ValidationError('%s: local %s is not an address of %s; give an address this host has there '
+                              '(the VTEP address the peers send to)' % (res, local, _nsfs.spec_label(netns)),
+                              res, 'local', after['local'])
+
     # -- act --------------------------------------------------------------
 
     def _create(self, res, ref, after):
@@ -264,6 +294,7 @@ class VxlanKind(ResourceKind):
             kernel.link_add(netns, res, **args)
         except (KernelError, ConflictError) as err:
             raise self._explain(err, netns, after) from None
+        ref.mark_created()
         ref.set(ifalias=OWNER_TAG)
         if after.get('bridge'):
             bridge = kernel.link(netns, after['bridge'], res)
@@ -285,8 +316,7 @@ class VxlanKind(ResourceKind):
         return err
 
     def _remove(self, ref):
-        if ref.get() is not None:
-            self.kernel.link_del(ref.netns, ref.resource, ref.index())
+        ref.remove_created()
 
     def _restore(self, res, ref, before):
         """Undo of a delete-to-recreate: the old device again (its FDB entries excepted)."""

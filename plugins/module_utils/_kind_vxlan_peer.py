@@ -124,10 +124,10 @@ class VxlanPeerKind(ResourceKind):
             return None
         where = ' in netns %s' % netns if netns else ''
         if not is_managed(link):
-            raise NotManagedError('%s: the %s %r%s was not created by %s; its forwarding entries are left alone'
-                                  % (res, link['kind'] or 'link', name, where, OWNER_TAG), res, 'device', name)
+            raise NotManagedError('%s: device %r: the %s%s was not created by %s; its forwarding entries are left '
+                                  'alone' % (res, name, link['kind'] or 'link', where, OWNER_TAG), res, 'device', name)
         if link['kind'] != 'vxlan':
-            raise ConflictError('%s: %r%s is a %s, not a vxlan device' % (res, name, where, link['kind']),
+            raise ConflictError('%s: device %r%s is a %s, not a vxlan device' % (res, name, where, link['kind']),
                                 res, 'device', name)
         vx = link.get('vxlan') or {}
         group = _norm_ip(vx.get('group'))
@@ -155,6 +155,7 @@ class VxlanPeerKind(ResourceKind):
             'entries': _shape_entries(fdb, neigh),
             '_index': link['index'],
             '_family': 6 if six else 4,
+            '_local': _norm_ip(vx.get('local')),
             '_learned': learned,
         }
 
@@ -221,6 +222,7 @@ class VxlanPeerKind(ResourceKind):
                     % (res, name, _nsfs.spec_label(netns)), res, 'device', name))
             else:
                 _check_family(res, before, after)
+                _check_not_local(res, before, after)
         before = before or {'peers': [], 'entries': [], '_index': None, '_learned': {}}
         return _diff_ops(self.kernel, res, netns, name, before, target)
 
@@ -235,6 +237,20 @@ def _check_family(res, before, after):
                 raise ValidationError('%s: %s %s is an IPv%d address but the device %s tunnels over IPv%d'
                                       % (res, field, value, 6 if family == 4 else 4, after['device'], family),
                                       res, field, value)
+
+
+def _check_not_local(res, before, after):
+    """No peer or VTEP may be the device's own local address (the kernel
+    accepts it and the tunnel sends to itself)."""
+    local = before.get('_local')
+    if not local:
+        return
+    for field, values in (('peers', after['peers']),
+                          ('entries', [e['vtep'] for e in after['entries'] if e['vtep']])):
+        for value in values:
+            if value == local:
+                raise ValidationError('%s: %s %s is the local address of the device %s itself; a peer is another '
+                                      'VTEP' % (res, field, value, after['device']), res, field, value)
 
 
 def _diff_ops(kernel, res, netns, name, before, after):

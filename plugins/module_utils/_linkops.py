@@ -33,6 +33,26 @@ class LinkRef:
         self.name = name
         self.resource = resource
         self.field = field
+        # Index of the link this ref's create op made (see mark_created).
+        self.created = None
+
+    def mark_created(self):
+        """Right after a create op made the link: remember which link it is."""
+        link = self.get()
+        self.created = link['index'] if link is not None else None
+
+    def remove_created(self):
+        """Undo of a create: delete the link the op made, and only that one.
+
+        A create that failed because the name was taken meanwhile (EEXIST
+        between plan and run, another tool or a concurrent run) made nothing,
+        so nothing is deleted; a link that holds the name by the time the undo
+        runs but is not the one made here (another index) is left alone.
+        """
+        created, self.created = self.created, None
+        link = self.get() if created is not None else None
+        if link is not None and link['index'] == created:
+            self.kernel.link_del(self.netns, self.resource, created)
 
     def get(self):
         return self.kernel.link(self.netns, self.name, self.resource)

@@ -33,7 +33,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     translate_os_error,
 )
 
-__all__ = ['Kernel', 'OWNER_TAG', 'RTPROT_HOSTNET', 'is_managed']
+__all__ = ['Kernel', 'OWNER_TAG', 'RTPROT_HOSTNET', 'is_managed', 'parse_alias', 'make_alias']
 
 # Interface alias carried by every link the collection creates.
 OWNER_TAG = 'hostnet.provision'
@@ -48,7 +48,7 @@ _NUD_NOARP = 0x40
 _NUD_PERMANENT = 0x80
 _NTF_SELF = 0x02
 # Requests that only read: they leave a namespace's cached dumps valid.
-_READS = ('get_links', 'get_addr', 'get_routes', 'get_neighbours')
+_READS = ('get_links', 'get_addr', 'get_routes', 'get_neighbours', 'get_rules')
 _DUMP_ATTEMPTS = 5
 # Link attributes the rtnetlink socket sets itself; others go through pyroute2.
 _RT_LINK_SET = frozenset(('state', 'ifalias', 'master', 'mtu', 'address'))
@@ -58,9 +58,71 @@ _RT_VETH_PEER = frozenset(('ifname', 'net_ns_fd', 'mtu', 'address'))
 _MACVLAN_MODES = {1: 'private', 2: 'vepa', 4: 'bridge', 8: 'passthru', 16: 'source'}
 
 
+# The alias grammar of the links the collection makes, the one place it is
+# written down (see parse_alias):
+#   hostnet.provision                               bridge, vxlan
+#   hostnet.provision veth peer=NAME@NETNS          host end of a veth pair ("." = module's namespace)
+#   hostnet.provision veth-peer                     peer end of a veth pair
+#   hostnet.provision macvlan parent=NAME[ vlan=N]  macvlan endpoint
+#   hostnet.provision macvlan-parent                802.1Q link made for macvlan endpoints
+_ALIAS_ROLES = {
+    '': (),
+    'veth': ('peer',),
+    'veth-peer': (),
+    'macvlan': ('parent', 'vlan'),
+    'macvlan-parent': (),
+}
+_ALIAS_REQUIRED = {'veth': ('peer',), 'macvlan': ('parent',)}
+
+
+def parse_alias(alias):
+    """A link alias in the collection's grammar → (role, fields), else None.
+
+    ``role`` is '' for the plain tag, or one of the suffixes above; fields is
+    a dict of its ``key=value`` tokens. Anything else — another tool's alias,
+    or one that merely starts with the tag (``hostnet.provisionXYZ``,
+    ``hostnet.provision-fake``, an unknown suffix or key) — is not ours.
+    """
+    if not isinstance(alias, str) or not alias.startswith(OWNER_TAG):
+        return None
+    rest = alias[len(OWNER_TAG):]
+    if rest == '':
+        return '', {}
+    if not rest.startswith(' '):
+        return None
+    role, _sep, tail = rest[1:].partition(' ')
+    if role not in _ALIAS_ROLES or not role:
+        return None
+    if role == 'veth':
+        # The peer's namespace name may hold spaces: the field runs to the end.
+        tokens = [tail] if tail.startswith('peer=') else ['']
+    else:
+        tokens = tail.split(' ') if tail else []
+    fields = {}
+    for token in tokens:
+        key, sep, value = token.partition('=')
+        if not sep or not value or key not in _ALIAS_ROLES[role] or key in fields:
+            return None
+        fields[key] = value
+    if any(key not in fields for key in _ALIAS_REQUIRED.get(role, ())):
+        return None
+    if role == 'veth' and '@' not in fields['peer']:
+        return None
+    if 'vlan' in fields and not fields['vlan'].isdigit():
+        return None
+    return role, fields
+
+
+def make_alias(role='', **fields):
+    """The alias for a link of a role (the inverse of parse_alias)."""
+    parts = [OWNER_TAG] + ([role] if role else [])
+    parts.extend('%s=%s' % (k, fields[k]) for k in _ALIAS_ROLES[role] if fields.get(k) is not None)
+    return ' '.join(parts)
+
+
 def is_managed(link):
-    alias = link.get('alias') or ''
-    return alias == OWNER_TAG or alias.startswith(OWNER_TAG + ' ')
+    """True when the link carries an alias of the collection's grammar."""
+    return parse_alias(link.get('alias')) is not None
 
 
 def _link_to_dict(msg):
@@ -144,6 +206,8 @@ class _Namespace:
         self._links = None
         self._addrs = None
         self._routes = None
+        self._all_routes = None
+        self._rules = None
         self._fdb = None
         self._neigh = None
         # After a write the link dump is stale; single links are then looked
@@ -166,7 +230,7 @@ class _Namespace:
     def invalidate(self):
         self.stale = True
         self._fresh = {}
-        self._addrs = self._routes = None
+        self._addrs = self._routes = self._all_routes = self._rules = None
         self._fdb = self._neigh = None
 
     def close(self):
@@ -381,15 +445,47 @@ class Kernel:
         """Unicast routes of the main table, both families."""
         ns = self.session(spec, resource)
         if ns._routes is None:
+            ns._routes = [r for r in self.all_routes(spec, resource)
+                          if r['table'] == _RT_TABLE_MAIN and r['type'] == 1]  # RTN_UNICAST
+        return ns._routes
+
+    def all_routes(self, spec, resource=None):
+        """Routes of every table (local and VPN tables too), both families.
+
+        Without strict checking the kernel dumps every table whatever the
+        request names, which is what is wanted here.
+        """
+        ns = self.session(spec, resource)
+        if ns._all_routes is None:
             routes = []
             for family in (socket.AF_INET, socket.AF_INET6):
                 for msg in self._rt(spec, 'list routes', _rtnl.RTM_GETROUTE, _rtnl.route_dump_request(family),
                                     'dump', resource=resource):
-                    route = _route_to_dict(msg)
-                    if route['table'] == _RT_TABLE_MAIN and route['type'] == 1:  # RTN_UNICAST
-                        routes.append(route)
-            ns._routes = routes
-        return ns._routes
+                    routes.append(_route_to_dict(msg))
+            ns._all_routes = routes
+        return ns._all_routes
+
+    def rules(self, spec, resource=None):
+        """Policy routing rules (``ip rule``), both families, as plain dicts
+        with their selectors as prefixes (``from``/``to``, None when any)."""
+        ns = self.session(spec, resource)
+        if ns._rules is None:
+            rules = []
+            for family in (socket.AF_INET, socket.AF_INET6):
+                for msg in self._rt(spec, 'list routing rules', _rtnl.RTM_GETRULE, _rtnl.rule_dump_request(family),
+                                    'dump', resource=resource):
+                    rule = _rtnl.parse_rule(msg)
+                    rules.append({
+                        'family': rule['family'],
+                        'from': _prefix(rule['src'], rule['src_len']) if rule['src'] else None,
+                        'to': _prefix(rule['dst'], rule['dst_len']) if rule['dst'] else None,
+                        'iif': rule['iif'],
+                        'oif': rule['oif'],
+                        'priority': rule['priority'],
+                        'table': rule['table'],
+                    })
+            ns._rules = rules
+        return ns._rules
 
     def managed_routes(self, spec, index):
         return [r for r in self.routes(spec) if r['oif'] == index and r['proto'] == RTPROT_HOSTNET]

@@ -24,6 +24,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import socket
 
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     HostnetError,
@@ -38,11 +39,14 @@ __all__ = [
     'spec_label',
     'same_namespace',
     'namespace_id',
+    'identity',
+    'same_identity',
     'list_named',
     'create_named',
     'attach_named',
     'delete_named',
     'read_marker',
+    'stale_marker',
     'update_marker',
     'entered',
     'open_namespace',
@@ -58,6 +62,9 @@ _MS_BIND = 4096
 _MS_REC = 16384
 _MS_SHARED = 1 << 20
 _MNT_DETACH = 2
+# SO_NETNS_COOKIE (Linux 5.14+): a 64-bit number the kernel never hands out
+# twice while it runs, unlike namespace inode numbers, which are reused.
+_SO_NETNS_COOKIE = 71
 
 _libc = None
 
@@ -115,6 +122,51 @@ def namespace_id(spec):
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+def _cookie_here():
+    """The netns cookie of the namespace this thread is in (None: kernel too old)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            return int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8), 'little')
+    except OSError:
+        return None
+
+
+def identity(spec):
+    """What tells one namespace from another that later got its inode
+    number: {dev, inode, cookie}, or None if it does not exist. The cookie
+    is read from a socket opened inside it (None on kernels before 5.14,
+    where dev and inode are all there is)."""
+    path = spec_path(spec) or '/proc/thread-self/ns/net'
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        try:
+            with entered(fd if spec_path(spec) else None):
+                cookie = _cookie_here()
+        except OSError:
+            cookie = None
+    finally:
+        os.close(fd)
+    return {'dev': st.st_dev, 'inode': st.st_ino, 'cookie': cookie}
+
+
+def same_identity(record, ident):
+    """Whether a recorded identity and a live one are the same namespace.
+
+    Records written before the collection kept dev and cookie carry only an
+    inode; whatever both sides know must agree.
+    """
+    if not record or not ident or record.get('inode') != ident['inode']:
+        return False
+    for field in ('dev', 'cookie'):
+        if record.get(field) is not None and ident.get(field) is not None and record[field] != ident[field]:
+            return False
+    return True
 
 
 def same_namespace(a, b):
@@ -203,10 +255,11 @@ def _ensure_run_dir():
         _mount('', NETNS_RUN_DIR, None, _MS_SHARED | _MS_REC)
 
 
-def _write_marker(name, origin, pid=None):
+def _write_marker(name, origin, pid=None, ident=None):
     os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
-    ident = namespace_id(name)
-    data = {'origin': origin, 'pid': pid, 'inode': ident[1] if ident else None}
+    ident = ident or identity(name) or {}
+    data = {'origin': origin, 'pid': pid, 'inode': ident.get('inode'), 'dev': ident.get('dev'),
+            'cookie': ident.get('cookie')}
     tmp = os.path.join(STATE_DIR, '.%s.tmp' % name)
     with open(tmp, 'w') as fh:
         json.dump(data, fh)
@@ -225,21 +278,34 @@ def update_marker(name, **fields):
     os.replace(tmp, os.path.join(STATE_DIR, name))
 
 
-def read_marker(name):
-    """The collection's record of a named namespace, or None if not ours.
-
-    A record whose inode no longer matches the live namespace (someone
-    deleted and re-made the name) does not count.
-    """
+def _load_marker(name):
     try:
         with open(os.path.join(STATE_DIR, name)) as fh:
             data = json.load(fh)
     except (OSError, ValueError):
         return None
-    ident = namespace_id(name)
-    if ident is None or data.get('inode') != ident[1]:
+    return data if isinstance(data, dict) else None
+
+
+def read_marker(name):
+    """The collection's record of a named namespace, or None if not ours.
+
+    The record counts only while it and the live namespace agree (device,
+    inode and, where the kernel has them, netns cookie): a namespace someone
+    else made under the name after ours went — even one that got our inode
+    number back — is not ours.
+    """
+    data = _load_marker(name)
+    if data is None or not same_identity(data, identity(name)):
         return None
     return data
+
+
+def stale_marker(name):
+    """True when a record exists for the name but the namespace under that
+    name now is another one (deleted and re-made behind the collection's back)."""
+    data = _load_marker(name)
+    return data is not None and namespace_id(name) is not None and not same_identity(data, identity(name))
 
 
 def _bind_namespace(name, source):
@@ -255,23 +321,30 @@ def _bind_namespace(name, source):
 
 
 def create_named(name):
-    """Create a new network namespace and name it (like ``ip netns add``)."""
+    """Create a new network namespace and name it (like ``ip netns add``);
+    return the identity of the namespace made (see ``identity``)."""
     home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
     try:
         _check(_c().unshare(_CLONE_NEWNET))
         try:
+            st = os.stat('/proc/thread-self/ns/net')
+            ident = {'dev': st.st_dev, 'inode': st.st_ino, 'cookie': _cookie_here()}
             _bind_namespace(name, '/proc/thread-self/ns/net')
         finally:
             _setns(home)
     finally:
         os.close(home)
-    _write_marker(name, 'created')
+    _write_marker(name, 'created', ident=ident)
+    return ident
 
 
 def attach_named(name, pid):
-    """Name the namespace of a running process (like ``ip netns attach``)."""
+    """Name the namespace of a running process (like ``ip netns attach``);
+    return the identity of the namespace named."""
+    ident = identity('pid:%d' % pid)
     _bind_namespace(name, '/proc/%d/ns/net' % pid)
-    _write_marker(name, 'pid', pid)
+    _write_marker(name, 'pid', pid, ident=ident)
+    return ident
 
 
 def delete_named(name):

@@ -30,10 +30,10 @@ import struct
 __all__ = [
     'DumpInterrupted', 'RtSocket',
     'RTM_NEWLINK', 'RTM_DELLINK', 'RTM_GETLINK', 'RTM_NEWADDR', 'RTM_DELADDR', 'RTM_GETADDR',
-    'RTM_NEWROUTE', 'RTM_DELROUTE', 'RTM_GETROUTE', 'RTM_NEWNEIGH', 'RTM_DELNEIGH', 'RTM_GETNEIGH',
+    'RTM_NEWROUTE', 'RTM_DELROUTE', 'RTM_GETROUTE', 'RTM_NEWNEIGH', 'RTM_DELNEIGH', 'RTM_GETNEIGH', 'RTM_GETRULE',
     'link_request', 'veth_request', 'bridge_port_request', 'link_dump_request', 'link_get_request', 'addr_request', 'addr_dump_request', 'route_request',
-    'route_dump_request', 'neigh_request', 'neigh_dump_request',
-    'parse_link', 'parse_addr', 'parse_route', 'parse_neigh',
+    'route_dump_request', 'neigh_request', 'neigh_dump_request', 'rule_dump_request',
+    'parse_link', 'parse_addr', 'parse_route', 'parse_neigh', 'parse_rule',
     'F_CREATE', 'F_EXCL', 'F_REPLACE', 'F_APPEND',
 ]
 
@@ -54,6 +54,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_GETRULE = 34
 
 _HDR = struct.Struct('=IHHII')        # nlmsghdr: len, type, flags, seq, pid
 _ATTR = struct.Struct('=HH')          # nlattr: len, type
@@ -62,6 +63,8 @@ _IFADDR = struct.Struct('=BBBBI')     # ifaddrmsg: family, prefixlen, flags, sco
 _RTMSG = struct.Struct('=BBBBBBBBI')  # rtmsg: family, dst_len, src_len, tos, table, proto, scope, type, flags
 _NDMSG = struct.Struct('=BxxxiHBB')   # ndmsg: family, ifindex, state, flags, type
 _ERR = struct.Struct('=i')
+# fib rule attributes (linux/fib_rules.h)
+_FRA_DST, _FRA_SRC, _FRA_IIFNAME, _FRA_PRIORITY, _FRA_TABLE, _FRA_OIFNAME = 1, 2, 3, 6, 15, 17
 _U32 = struct.Struct('=I')
 _S32 = struct.Struct('=i')
 _U16 = struct.Struct('=H')
@@ -360,6 +363,30 @@ def parse_route(msg):
         'proto': proto,
         'type': rtype,
         'scope': scope,
+    }
+
+
+def rule_dump_request(family):
+    """RTM_GETRULE dump of one family (fib_rule_hdr has rtmsg's layout)."""
+    return _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def parse_rule(msg):
+    """RTM_NEWRULE (a policy routing rule) → dict of its selectors and target."""
+    family, dst_len, src_len, _tos, table, _res1, _res2, action, _flags = _RTMSG.unpack_from(msg)
+    attrs = _attrs(msg, _RTMSG.size, len(msg), (_FRA_DST, _FRA_SRC, _FRA_IIFNAME, _FRA_OIFNAME, _FRA_PRIORITY,
+                                                _FRA_TABLE))
+    return {
+        'family': family,
+        'dst': _ip(attrs.get(_FRA_DST)),
+        'dst_len': dst_len,
+        'src': _ip(attrs.get(_FRA_SRC)),
+        'src_len': src_len,
+        'iif': _str(attrs.get(_FRA_IIFNAME)),
+        'oif': _str(attrs.get(_FRA_OIFNAME)),
+        'priority': _u32(attrs.get(_FRA_PRIORITY)),
+        'table': _u32(attrs.get(_FRA_TABLE)) or table,
+        'action': action,
     }
 
 

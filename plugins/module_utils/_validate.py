@@ -24,6 +24,7 @@ __all__ = [
     'ip_address',
     'mac',
     'mtu',
+    'mtu_ipv6',
     'route_dest',
     'unique_keys',
 ]
@@ -31,14 +32,25 @@ __all__ = [
 IFNAMSIZ = 16  # kernel buffer, NUL included: 15 bytes of name
 _BAD_IFNAME_BYTES = frozenset(b'/: \t\n\v\f\r\xa0')
 _MAC = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
+# /proc/sys/net/ipv{4,6}/conf/{all,default} exist: the kernel refuses
+# these names (EINVAL) once it tries to register the link's sysctls.
+_RESERVED_IFNAMES = ('all', 'default')
+# Below this MTU the kernel has no IPv6 on a link (RFC 8200 minimum).
+IPV6_MIN_MTU = 1280
 
 
 def _fail(resource, field, value, why):
     raise ValidationError('%s: %s %r %s' % (resource, field, value, why), resource, field, value)
 
 
-def ifname(value, resource, field='name'):
-    """An interface name the kernel accepts (dev_valid_name)."""
+def ifname(value, resource, field='name', new_link=False):
+    """An interface name the kernel accepts (dev_valid_name) and keeps.
+
+    ``%`` is refused: the kernel takes a name with it as a template
+    (``ve%d`` becomes ``ve0``) and the link would not be found again under
+    the name given. ``new_link``: the name is one of a link to create, so
+    ``lo``, which every namespace has, is refused too.
+    """
     if not isinstance(value, str) or not value:
         _fail(resource, field, value, 'is not a valid interface name: it must be a non-empty string')
     size = len(value.encode('utf-8'))
@@ -47,6 +59,12 @@ def ifname(value, resource, field='name'):
               'is %d bytes long; Linux interface names are at most %d bytes' % (size, IFNAMSIZ - 1))
     if value in ('.', '..'):
         _fail(resource, field, value, 'is not a valid interface name')
+    if value in _RESERVED_IFNAMES:
+        _fail(resource, field, value, 'is reserved by the kernel (net.ipv4.conf.%s); choose another name' % value)
+    if new_link and value == 'lo':
+        _fail(resource, field, value, 'is the loopback link every namespace already has; choose another name')
+    if '%' in value:
+        _fail(resource, field, value, 'contains "%"; the kernel would take it as a template (ve%d becomes ve0)')
     # The kernel (dev_valid_name) checks bytes, and its isspace() includes 0xA0.
     for byte in value.encode('utf-8'):
         if byte in _BAD_IFNAME_BYTES:
@@ -89,6 +107,12 @@ def cidr(value, resource, field='addresses'):
         _fail(resource, field, value, 'is not a valid address: %s' % exc)
     if iface.ip.is_multicast or iface.ip.is_unspecified:
         _fail(resource, field, value, 'is not a unicast host address')
+    if iface.ip.is_loopback:
+        _fail(resource, field, value, 'is a loopback address, which belongs on lo only')
+    net = iface.network
+    if iface.ip.version == 4 and net.prefixlen <= 30 and iface.ip in (net.network_address, net.broadcast_address):
+        _fail(resource, field, value, 'is the %s address of its subnet %s, not a host address'
+              % ('network' if iface.ip == net.network_address else 'broadcast', net))
     return str(iface)
 
 
@@ -134,6 +158,19 @@ def mtu(value, resource, field='mtu', low=68, high=65535):
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         _fail(resource, field, value, 'is out of range (%d to %d)' % (low, high))
     return value
+
+
+def mtu_ipv6(mtu_value, addresses, resource, field='mtu', addr_field='addresses', origin=''):
+    """Refuse an MTU below 1280 on a link that is to carry an IPv6 address
+    (the kernel refuses the address with a bare EINVAL, or drops every IPv6
+    address when the MTU goes down)."""
+    if mtu_value is None or mtu_value >= IPV6_MIN_MTU:
+        return
+    for address in addresses or []:
+        if isinstance(address, str) and ':' in address:
+            raise ValidationError('%s: %s %r%s is below %d, the minimum for IPv6, but %s has the IPv6 address %s'
+                                  % (resource, field, mtu_value, origin, IPV6_MIN_MTU, addr_field, address),
+                                  resource, field, mtu_value)
 
 
 def route_dest(value, resource, field='routes'):

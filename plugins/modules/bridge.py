@@ -44,6 +44,17 @@ options:
         description: Interface name of the bridge (at most 15 bytes; no C(/), C(:) or whitespace).
         type: str
         required: true
+      allow_route_overlap:
+        description:
+          - Before any change, a new address's subnet or a new route is refused when it overlaps a route of the
+            host that the collection did not make (in any routing table, VPN and policy tables included), the
+            C(from)/C(to) selector of a policy routing rule, the address the controller connects from
+            (C(SSH_CONNECTION)) or the gateway of the host's default route; the message names both.
+          - Routes without a gateway on the bridge itself are no clash. Addresses already in place are not checked
+            again.
+          - V(true) skips this check for this resource, for the rare intended overlap.
+        type: bool
+        default: false
       netns:
         description:
           - Namespace the bridge lives in; a name under C(/run/netns), an absolute path of a namespace
@@ -255,6 +266,7 @@ def main():
         argument_spec=dict(
             config=dict(type='list', elements='dict', default=[], options=dict(
                 name=dict(type='str', required=True),
+                allow_route_overlap=dict(type='bool', default=False),
                 netns=dict(type='str'),
                 addresses=dict(type='list', elements='str'),
                 mtu=dict(type='int'),

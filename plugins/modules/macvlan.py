@@ -40,6 +40,18 @@ options:
             C(:) or whitespace).
         type: str
         required: true
+      allow_route_overlap:
+        description:
+          - Before any change, a new address's subnet or a new route is refused when it overlaps a route of the
+            host that the collection did not make (in any routing table, VPN and policy tables included), the
+            C(from)/C(to) selector of a policy routing rule, the address the controller connects from
+            (C(SSH_CONNECTION)) or the gateway of the host's default route; the message names both.
+          - Routes without a gateway on the link itself and of its parent (or 802.1Q link) are no clash.
+            Addresses that go into another namespace are also checked against the routing of the namespace the
+            module runs in. Addresses and routes already in place are not checked again.
+          - V(true) skips this check for this resource, for the rare intended overlap.
+        type: bool
+        default: false
       netns:
         description:
           - Namespace the macvlan ends up in; a name under C(/run/netns), an absolute path of a namespace
@@ -48,7 +60,7 @@ options:
       parent:
         description:
           - The link the macvlan is made on (usually a physical NIC), in the namespace the module runs in.
-            It must exist.
+            It must exist; V(lo), a port of a bridge or bond, and another macvlan are refused.
           - Required to create a macvlan; may be left out to change or delete an existing one.
         type: str
       mode:
@@ -57,6 +69,8 @@ options:
             V(vepa) sends everything to the external switch (which must hairpin); V(private) isolates them
             from each other; V(passthru) gives the parent to one single macvlan; V(source) accepts only
             frames from a list of source MAC addresses, which this module does not manage.
+          - A V(passthru) macvlan must be the only macvlan on its parent (or on its 802.1Q sub-interface);
+            one beside any other, in the call or already there, is refused before any change.
           - V(bridge) when a macvlan is created; an existing macvlan keeps its mode when this is not given.
         type: str
         choices: [bridge, vepa, private, passthru, source]
@@ -84,7 +98,8 @@ options:
       gateway:
         description:
           - Default gateway(s) of the namespace through this link, at most one IPv4 and one IPv6.
-          - Each must lie inside one of O(config[].addresses) (IPv6 link-local gateways excepted).
+          - Each must lie inside one of O(config[].addresses) (IPv6 link-local gateways excepted), and be
+            another host there, not the link's own address nor an IPv4 subnet's network or broadcast address.
         type: list
         elements: str
       routes:
@@ -190,6 +205,7 @@ def main():
         argument_spec=dict(
             config=dict(type='list', elements='dict', default=[], options=dict(
                 name=dict(type='str', required=True),
+                allow_route_overlap=dict(type='bool', default=False),
                 netns=dict(type='str'),
                 parent=dict(type='str'),
                 mode=dict(type='str', choices=list(MODES)),

@@ -36,6 +36,8 @@ options:
       - Namespaces to read (names under C(/run/netns), absolute paths, or C(pid:PID)); the empty string
         is the namespace the module runs in.
       - Default is the module's own namespace and every named namespace.
+      - A namespace given here that does not exist (no such name, path or running process) fails the module,
+        naming it, rather than giving an empty report.
     type: list
     elements: str
   gather:

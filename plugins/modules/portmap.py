@@ -66,10 +66,35 @@ options:
             O(config[].host_ip)). Required to publish; with O(state=deleted) it may be omitted unless
             O(config[].host_port=auto).
         type: str
+      destination6:
+        description:
+          - The IPv6 address of a dual-stack endpoint. Without O(config[].host_ip), the entry then publishes
+            the port over both families, IPv4 to O(config[].destination) and IPv6 to this address (two
+            mappings, listed separately in RV(after) and RV(gathered)).
+          - Not with O(config[].host_ip) nor O(config[].host_port=auto).
+        type: str
       port:
         description:
           - The endpoint's port; for a range, the first port of a range of the same size. Required to publish.
         type: int
+      allow_listening:
+        description:
+          - A host port on which a process of the namespace listens (TCP) or has a bound socket (UDP), on an
+            address the mapping covers, is refused before any change, naming the process and its pid
+            (for example C(host port 8080/tcp is held by nginx (pid 123\))), because the mapping would take
+            that process's connections.
+          - V(true) publishes it anyway (with a warning).
+        type: bool
+        default: false
+      allow_foreign_dnat:
+        description:
+          - A host port that a rule of another nftables table (not the collection's, for example Docker's
+            C(ip nat DOCKER) chain) already DNATs or redirects is refused before any change, naming the
+            table and chain; a rule is counted when it matches that destination port (whatever else it
+            matches).
+          - V(true) publishes it anyway (with a warning); whichever rule runs first takes the connections.
+        type: bool
+        default: false
       netns:
         description:
           - Namespace whose nftables table holds the mapping (the namespace that plays the host, where the
@@ -106,6 +131,10 @@ notes:
     own IPv6 address.
   - Endpoints of a bridge managed with O(hostnet.provision.bridge#module:config[].masquerade=true) are
     reachable from outside only through published ports; direct connections to their addresses are dropped.
+  - A base chain of another nftables table on the forward hook with policy drop (for example
+    C(ip filter FORWARD) of a firewall or of Docker) drops published traffic unless one of its rules accepts
+    DNATed connections (C(ct status dnat accept)). The module then warns on every run (a warning starting
+    with C(WARNING:)) and lists the chain in RV(firewall); it does not change other tables.
   - With C(br_netfilter) loaded (Docker hosts), an endpoint reaching its own published port goes back out of
     its own bridge port; the module therefore turns on hairpin mode on the ports of the destination's
     bridge that the collection created (shown as an operation). It is not turned off again.
@@ -196,6 +225,15 @@ after:
       sample: 49152
   sample: [{'netns': null, 'protocol': 'tcp', 'host_ip': null, 'host_port': 'auto', 'destination': '198.51.100.13',
             'port': 443, 'assigned_port': 49152}]
+firewall:
+  description:
+    - Base chains of other nftables tables on the forward hook whose policy drop would drop the published
+      traffic (no rule of theirs accepts DNATed connections), per namespace and address family. Reported on
+      every run, also when nothing changed.
+  returned: when O(state) is not V(gathered)
+  type: list
+  elements: dict
+  sample: [{'netns': null, 'family': 'ipv4', 'chain': 'ip filter FORWARD', 'policy': 'drop'}]
 gathered:
   description: The published ports of the namespaces in scope, in the shape of O(config).
   returned: when O(state=gathered)
@@ -221,9 +259,12 @@ def main():
                 host_port=dict(type='raw', required=True),
                 host_ip=dict(type='str'),
                 destination=dict(type='str'),
+                destination6=dict(type='str'),
                 port=dict(type='int'),
                 netns=dict(type='str'),
                 assigned_port=dict(type='int'),
+                allow_listening=dict(type='bool', default=False),
+                allow_foreign_dnat=dict(type='bool', default=False),
             )),
             state=STATE_ARG,
             enable_forwarding=dict(type='bool', default=False),

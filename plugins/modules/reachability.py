@@ -16,6 +16,16 @@ description:
   - Opens each socket inside the source namespace (no C(ping) or C(ip netns exec) process); every check is
     bounded by O(timeout).
   - Changes nothing; O(checks[].expect) turns a result into an assertion.
+  - Each check ends in one C(result). V(reachable) means an echo reply came back, or the TCP handshake completed.
+  - V(blocked) means the network said no. No answer within O(timeout), an ICMP error (host unreachable,
+    administratively prohibited), no route from the source, or a local firewall refusing the send; for TCP
+    also a reset (C(reason=refused), the destination answered but nothing accepts connections on that port),
+    so to prove that a path is cut, prefer ICMP or a port that has a listener.
+  - V(unknown) means the probe could not run and proves nothing. The source namespace does not exist, the
+    socket could not be opened, or an unexpected socket error. C(reason) says which.
+  - An V(unknown) result never counts as blocked. A check with O(checks[].expect) fails against it, whichever
+    way it points, and a check without one adds a warning.
+  - Every check and O(timeout) are validated before the first packet is sent.
 author:
   - hostnet.provision contributors (@hostnet-provision)
 attributes:
@@ -49,16 +59,20 @@ options:
         choices: [icmp, tcp]
         default: icmp
       port:
-        description: TCP port, for V(tcp).
+        description: TCP port, required for V(tcp) and refused for V(icmp).
         type: int
       expect:
-        description: If set, the module fails unless the result equals it (V(true) reachable, V(false) blocked).
+        description:
+          - If set, the module fails unless the result equals it (V(true) reachable, V(false) blocked).
+          - A result of V(unknown) fails either expectation.
         type: bool
       label:
         description: Free text copied to the result, to tell checks apart in a report.
         type: str
   timeout:
-    description: Seconds to wait for each answer.
+    description:
+      - Seconds to wait for each answer, above 0 and at most 60; anything else is refused before probing
+        (a probe with no time to wait would report everything blocked).
     type: float
     default: 1.0
 '''
@@ -74,13 +88,17 @@ EXAMPLES = r'''
 
 RETURN = r'''
 results:
-  description: Each check with C(reachable) added.
+  description:
+    - Each check with C(result) (V(reachable), V(blocked) or V(unknown)), C(reason) (for example V(echo reply),
+      V(connected), V(timeout), V(refused), V(unreachable), V(prohibited), or why the probe could not run)
+      and C(reachable) (true, false, or null when unknown) added.
   returned: always
   type: list
   elements: dict
-  sample: [{'from': 'web1', 'to': '198.51.100.3', 'protocol': 'icmp', 'reachable': true}]
+  sample: [{'from': 'web1', 'to': '198.51.100.3', 'protocol': 'icmp', 'result': 'reachable',
+            'reason': 'echo reply', 'reachable': true}]
 unexpected:
-  description: The checks whose result differs from their C(expect).
+  description: The checks whose result differs from their C(expect), including every V(unknown) one with an expect.
   returned: always
   type: list
   elements: dict

@@ -34,6 +34,18 @@ options:
         description: Interface name of the host end (at most 15 bytes; no C(/), C(:) or whitespace).
         type: str
         required: true
+      allow_route_overlap:
+        description:
+          - Before any change, a new address's subnet or a new route is refused when it overlaps a route of the
+            host that the collection did not make (in any routing table, VPN and policy tables included), the
+            C(from)/C(to) selector of a policy routing rule, the address the controller connects from
+            (C(SSH_CONNECTION)) or the gateway of the host's default route; the message names both.
+          - Routes without a gateway on the link itself (either end) and of the bridge the host end is attached to are no clash.
+            Addresses that go into another namespace are also checked against the routing of the namespace the
+            module runs in. Addresses and routes already in place are not checked again.
+          - V(true) skips this check for this resource, for the rare intended overlap.
+        type: bool
+        default: false
       netns:
         description:
           - Namespace of the host end; a name under C(/run/netns), an absolute path of a namespace
@@ -82,7 +94,9 @@ options:
           gateway:
             description:
               - Default gateway(s) of the namespace through this end, at most one IPv4 and one IPv6.
-              - Each must lie inside one of O(config[].peer.addresses) (IPv6 link-local gateways excepted).
+              - Each must lie inside one of O(config[].peer.addresses) (IPv6 link-local gateways excepted), and
+                be another host there, not the end's own address nor an IPv4 subnet's network or broadcast
+                address.
             type: list
             elements: str
           routes:
@@ -185,6 +199,7 @@ def main():
         argument_spec=dict(
             config=dict(type='list', elements='dict', default=[], options=dict(
                 name=dict(type='str', required=True),
+                allow_route_overlap=dict(type='bool', default=False),
                 netns=dict(type='str'),
                 mtu=dict(type='int'),
                 mac=dict(type='str'),

@@ -52,12 +52,15 @@ options:
         description:
           - Local VTEP address (IPv4 or IPv6) the tunnel's packets are sent from; usually an address of
             O(config[].dev). Its IP version decides the MTU overhead.
+          - It must be an address of the device's namespace (IPv6 link-local addresses are not checked);
+            other addresses are refused before any change.
           - Not given, an existing device keeps its local address; a new one has none (the kernel picks the
             source address by route, over IPv4 unless O(config[].group) is IPv6).
         type: str
       dev:
         description:
-          - Underlay link in the device's namespace; it must exist. Required to create a device.
+          - Underlay link in the device's namespace; it must exist, and may not be V(lo). Required to create a
+            device.
           - Not given, an existing device keeps its underlay.
         type: str
       port:

@@ -176,12 +176,14 @@ def _drop_volatile(entry):
 
 def _netns_view(netns=None):
     def links():
-        # Bridge timers tick; keep what a change would show.
+        # Bridge and bridge-port timers tick; keep what a change would show.
         out = []
         for entry in ip_json('-d', 'link', 'show', netns=netns):
-            info = (entry.get('linkinfo') or {}).get('info_data') or {}
-            for timer in ('hello_timer', 'tcn_timer', 'topology_change_timer', 'gc_timer'):
-                info.pop(timer, None)
+            linkinfo = entry.get('linkinfo') or {}
+            for part in ('info_data', 'info_slave_data'):
+                info = linkinfo.get(part) or {}
+                for timer in [k for k in info if k.endswith('_timer')]:
+                    info.pop(timer)
             out.append(_drop_volatile(entry))
         return out
 
@@ -195,9 +197,9 @@ def _netns_view(netns=None):
         'links': links(),
         'addresses': _drop_volatile(ip_json('addr', 'show', netns=netns)),
         'routes4': ip_json('-4', 'route', 'show', 'table', 'all', netns=netns),
-        'routes6': [r for r in ip_json('-6', 'route', 'show', 'table', 'all', netns=netns)],
+        'routes6': ip_json('-6', 'route', 'show', 'table', 'all', netns=netns),
         'rules': ip_json('rule', 'show', netns=netns),
-        'neighbours': [n for n in ip_json('neigh', 'show', 'nud', 'permanent', netns=netns)],
+        'neighbours': ip_json('neigh', 'show', 'nud', 'permanent', netns=netns),
         'fdb': fdb_all(),
     }
 

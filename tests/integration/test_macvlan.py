@@ -103,13 +103,13 @@ def test_passthru_is_a_recreate(lan):
     assert run_module('macvlan', config=[dict(lan[0], mode='passthru')])['changed'] is False
 
 
-def test_failed_recreate_puts_the_old_link_back(lan):
+def test_passthru_beside_another_macvlan_refused_before_any_change(lan):
     run_module('macvlan', config=lan)
     mac = link('eth0', netns='ns-a')['address']
-    # passthru needs the parent alone: the kernel refuses while ns-b's macvlan is on it.
+    # passthru needs the parent alone: ns-b's macvlan is on it (the kernel would say EINVAL).
     result = run_module('macvlan', fail=True, config=[dict(lan[0], mode='passthru')])
-    assert 'mode passthru needs a parent that has no other macvlan' in result['msg']
-    assert 'rolled back' in result['msg'] and result['field'] == 'mode'
+    assert 'mode passthru cannot share parent nic0 with macvlan eth0 (mode bridge)' in result['msg']
+    assert result['field'] == 'mode' and result['value'] == 'passthru' and result['changed'] is False
     entry = link('eth0', netns='ns-a', details=True)
     assert entry['address'] == mac and entry['linkinfo']['info_data']['mode'] == 'bridge'
     assert addresses('eth0', netns='ns-a') == ['2001:db8:113::10/64', '203.0.113.10/24']
@@ -235,3 +235,22 @@ def test_vlan_parent_lifecycle(lan):
     assert run_module('macvlan', state='deleted', config=[{'name': 'eth0', 'netns': 'ns-a'}])['commands'] == [
         'delete macvlan eth0@ns-a']
     assert link('nic0.200') is not None
+
+
+def test_failed_overridden_call_puts_deleted_endpoints_back(lan):
+    old = dict(endpoint(None, 12, gateway=None), name='mv-old', mode='private')
+    run_module('macvlan', config=[old])
+    mac = link('mv-old')['address']
+    sh('ip', 'link', 'add', 'fgn0', 'netns', 'ns-b', 'type', 'veth', 'peer', 'name', 'fgn1', 'netns', 'ns-b')
+    sh('ip', '-n', 'ns-b', 'addr', 'add', '198.51.100.2/24', 'dev', 'fgn0')
+    sh('ip', '-n', 'ns-b', 'link', 'set', 'fgn0', 'up')
+    sh('ip', '-n', 'ns-b', 'route', 'add', 'default', 'via', '198.51.100.1')
+    # overridden deletes mv-old first; eth0@ns-b's gateway then fails in the kernel (EEXIST).
+    result = run_module('macvlan', fail=True, state='overridden', config=[lan[1]])
+    assert 'nothing of this call was kept' in result['msg'] and result['changed'] is False
+    assert result['rolled_back'][-1] == 'delete macvlan mv-old'
+    entry = link('mv-old', details=True)
+    assert entry['address'] == mac and entry['linkinfo']['info_data']['mode'] == 'private'
+    assert sorted(addresses('mv-old')) == ['2001:db8:113::12/64', '203.0.113.12/24']
+    assert sorted(sys_class_net('ns-b')) == ['fgn0', 'fgn1', 'lo']
+    assert run_module('macvlan', config=[old])['changed'] is False

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from helpers import run_module, sh
@@ -61,3 +62,20 @@ def test_filters_and_process_namespaces():
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_namespace_that_does_not_exist_fails_naming_it():
+    build()
+    for spec in ('ni-gone', 'pid:999999999', '/run/netns/ni-gone'):
+        failed = run_module('net_info', fail=True, netns=[spec])
+        assert failed['field'] == 'netns' and failed['value'] == spec and spec in failed['msg'], failed
+        assert 'net_info' not in failed
+    failed = run_module('net_info', fail=True, netns=['pid:abc'])
+    assert failed['field'] == 'netns' and failed['value'] == 'pid:abc'
+    # A stale file where a namespace was is not a namespace either.
+    open('/run/netns/ni-stale', 'w').close()
+    failed = run_module('net_info', fail=True, netns=['ni-stale'])
+    assert failed['value'] == 'ni-stale' and 'not a mounted network namespace' in failed['msg']
+    # What exists still reads.
+    info = run_module('net_info', netns=['ni-a', 'pid:%d' % os.getpid(), ''], gather=['links'])['net_info']
+    assert [l['name'] for l in info['links']['ni-a']] == ['lo', 'eth0']

@@ -8,7 +8,10 @@ managed bridges (hn-br0 198.51.100.0/24, hn-br1 203.0.113.0/24).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 
 import pytest
@@ -201,7 +204,8 @@ def test_host_port_clash_is_refused_naming_both(net):
     state = ruleset()
     clash = {'host_port': '8079-8081', 'destination': '198.51.100.11', 'port': 80}
     result = run_module('portmap', fail=True, config=[clash])
-    assert result['msg'] == ('portmap tcp *:8079-8081 -> 198.51.100.11:80-82: host port 8080/tcp is already '
+    assert result['msg'] == ('portmap tcp *:8079-8081 -> 198.51.100.11:80-82: host_port 8079-8081: host port '
+                             '8080/tcp is already '
                              'published by portmap tcp *:8080 -> 198.51.100.10:80')
     assert result['field'] == 'host_port'
     # A specific address of the same family clashes with the wildcard too.
@@ -315,3 +319,140 @@ def test_libnftables_missing_is_a_clear_error(net, monkeypatch):
     monkeypatch.setattr(_nft._Lib, 'error', None)
     result = run_module('portmap', fail=True, config=[WEB])
     assert 'install the package "nftables"' in result['msg'] and 'libnftables1' in result['msg']
+
+
+# -- ports and policies that belong to others --------------------------------------
+
+def _settled(entry):
+    # What the kernel changes by itself after the fixture built the topology
+    # (DAD, bridge port timers and STP states) is not a change of the call.
+    if isinstance(entry, dict):
+        return dict((k, _settled(v)) for k, v in entry.items()
+                    if k not in ('tentative', 'state', 'routes6') and not k.endswith('_timer'))
+    if isinstance(entry, list):
+        return [_settled(v) for v in entry]
+    return entry
+
+
+def _snapshot():
+    from helpers import kernel_snapshot
+    return _settled(kernel_snapshot())
+
+
+def run_alone(*args, **kwargs):
+    """run_module with the process-wide warning list emptied first (modules
+    run in-process here, and Ansible keeps warnings per process), so that a
+    result's warnings are this run's own."""
+    from ansible.module_utils.common import warnings as ansible_warnings
+    ansible_warnings._global_warnings.clear()
+    return run_module(*args, **kwargs)
+
+
+def warnings(result):
+    """The warning texts of a result (ansible-core 2.19 wraps them as events)."""
+    return [w['event']['msg'] if isinstance(w, dict) else w for w in result.get('warnings') or []]
+
+
+@contextlib.contextmanager
+def host_listener(*address):
+    """A socat TCP listener in the sandbox's own namespace (the host), ended
+    by its process id when the block ends. Yields its pid."""
+    from traffic import wait_listening
+    proc = subprocess.Popen(['timeout', '60', 'socat'] + list(address) + ['SYSTEM:echo host-service'],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        port = int(address[0].split(':')[1].split(',')[0])
+        wait_listening(None, 'tcp6' if address[0].startswith('TCP6') else 'tcp', port)
+        socat = [int(p) for p in sh('pgrep', '-P', str(proc.pid)).stdout.split()]
+        yield socat[0] if socat else proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def test_port_a_host_process_listens_on_is_refused_naming_it(net):
+    with host_listener('TCP4-LISTEN:8080,reuseaddr,fork') as pid:
+        before = _snapshot()
+        for check in (True, False):
+            failed = run_alone('portmap', check=check, fail=True, config=[WEB])
+            assert failed['field'] == 'host_port' and failed['value'] == 8080 and not failed['changed']
+            assert 'host port 8080/tcp is held by socat (pid %d)' % pid in failed['msg'], failed['msg']
+            assert 'allow_listening' in failed['msg']
+        assert _snapshot() == before
+        assert reaches(None, HOST_V4, 8080, 'host-service')
+        # IPv6 only on the port: an IPv4 mapping takes nothing from it... but
+        # a wildcard IPv6 socket takes IPv4 too (dual-stack), so it counts.
+    with host_listener('TCP6-LISTEN:8080,reuseaddr,fork') as pid:
+        failed = run_alone('portmap', fail=True, config=[WEB])
+        assert '(pid %d), listening on [::]' % pid in failed['msg'], failed['msg']
+    # A listener on 127.0.0.1 only does not compete with a mapping on another address.
+    with host_listener('TCP4-LISTEN:8081,bind=127.0.0.1,reuseaddr,fork'):
+        run_alone('portmap', config=[dict(WEB, host_port=8081, host_ip=HOST_V4)])
+        assert reaches('outside', HOST_V4, 8081, 'hello-a')
+    # The explicit override publishes anyway, and says what it takes.
+    with host_listener('TCP4-LISTEN:8082,reuseaddr,fork') as pid:
+        result = run_alone('portmap', config=[dict(WEB, host_port=8082, allow_listening=True)])
+        assert result['changed']
+        assert [w for w in warnings(result) if 'host port 8082/tcp is held by socat (pid %d)' % pid in w]
+        assert reaches('outside', HOST_V4, 8082, 'hello-a')
+
+
+def test_port_another_table_dnats_is_refused_naming_table_and_chain(net):
+    sh('nft', 'add table ip nat; '
+       'add chain ip nat PREROUTING { type nat hook prerouting priority dstnat; policy accept; }; '
+       'add chain ip nat DOCKER; add rule ip nat PREROUTING fib daddr type local jump DOCKER; '
+       'add rule ip nat DOCKER iifname != "docker0" tcp dport { 8080, 9000-9010 } dnat to 203.0.113.99:80')
+    before = _snapshot()
+    for config in ([WEB], [dict(WEB, host_port='9005-9006')]):
+        failed = run_alone('portmap', fail=True, config=config)
+        assert 'is already DNATed by ip nat DOCKER' in failed['msg'], failed['msg']
+        assert failed['field'] == 'host_port' and failed['value'] == config[0]['host_port']
+        assert 'allow_foreign_dnat' in failed['msg']
+    # UDP on the same port is not what the rule takes.
+    assert _snapshot() == before
+    run_alone('portmap', config=[dict(WEB, protocol='udp')])
+    result = run_alone('portmap', config=[dict(WEB, allow_foreign_dnat=True)])
+    assert result['changed'] and [w for w in warnings(result) if 'ip nat DOCKER' in w]
+    # "auto" never picks a port another table takes.
+    sh('nft', 'add rule ip nat DOCKER tcp dport 49152 dnat to 203.0.113.99:22')
+    auto = run_alone('portmap', config=[{'host_port': 'auto', 'destination': '198.51.100.10', 'port': 22}])
+    assert auto['after'][0]['assigned_port'] == 49153
+
+
+def test_foreign_forward_drop_policy_is_warned_every_run_and_is_true(net):
+    sh('nft', 'add table ip filter; '
+       'add chain ip filter FORWARD { type filter hook forward priority filter; policy drop; }')
+    first = run_alone('portmap', config=[WEB])
+    again = run_alone('portmap', config=[WEB])
+    assert first['changed'] and not again['changed']
+    for result in (first, again):
+        warned = [w for w in warnings(result) if w.startswith('WARNING: ') and 'ip filter FORWARD' in w]
+        assert len(warned) == 1, warnings(result)
+        assert result['firewall'] == [{'netns': None, 'family': 'ipv4', 'chain': 'ip filter FORWARD',
+                                       'policy': 'drop'}]
+    # The warning is true: the published port does not answer from outside.
+    assert not reaches('outside', HOST_V4, 8080, 'hello-a', timeout=1)
+    # Accepting DNATed connections there ends both the drop and the warning.
+    sh('nft', 'add rule ip filter FORWARD ct status dnat accept')
+    sh('nft', 'add rule ip filter FORWARD ct state established,related accept')
+    assert reaches('outside', HOST_V4, 8080, 'hello-a')
+    fine = run_alone('portmap', config=[WEB])
+    assert fine['firewall'] == [] and not [w for w in warnings(fine) if 'FORWARD' in w]
+
+
+def test_dual_stack_endpoint_published_over_both_families(net):
+    entry = {'host_port': 8080, 'destination': '198.51.100.10', 'destination6': '2001:db8:100::10', 'port': 80}
+    check, applied, _again, _check2 = quartet('portmap', config=[entry])
+    published = [c for c in applied['commands'] if c.startswith('nftables: publish')]
+    assert published == ['nftables: publish tcp *:8080 -> 198.51.100.10:80',
+                         'nftables: publish tcp [::]:8080 -> [2001:db8:100::10]:80']
+    # Real TCP over IPv6 and IPv4 from another namespace (socat clients).
+    assert reaches('outside', HOST_V6, 8080, 'hello-a6')
+    assert reaches('outside', HOST_V4, 8080, 'hello-a')
+    assert reaches('ep-c', HOST_V6, 8080, 'hello-a6')
+    gathered = run_alone('portmap', state='gathered')['gathered']
+    assert sorted(g['destination'] for g in gathered) == ['198.51.100.10', '2001:db8:100::10']
+    removed = run_alone('portmap', state='deleted', config=[entry])
+    assert len([c for c in removed['commands'] if c.startswith('nftables: unpublish')]) == 2
+    assert not reaches('outside', HOST_V6, 8080, 'hello-a6', timeout=1)

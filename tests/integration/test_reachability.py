@@ -44,3 +44,50 @@ def test_icmp_and_tcp_both_ways():
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def test_results_say_why_and_blocked_means_dropped_or_refused():
+    """TCP: a reset is blocked with reason refused, a drop is blocked with
+    reason timeout (real packets: an nft drop rule in rp-b)."""
+    build()
+    sh_ok = subprocess.run
+    sh_ok(['ip', 'netns', 'exec', 'rp-b', 'nft', 'add table inet t; add chain inet t in '
+           '{ type filter hook input priority 0; tcp dport 9999 drop; }'], check=True)
+    result = run_module('reachability', timeout=0.5, checks=[
+        {'from': 'rp-a', 'to': '198.51.100.11', 'protocol': 'tcp', 'port': 8081},
+        {'from': 'rp-a', 'to': '198.51.100.11', 'protocol': 'tcp', 'port': 9999},
+        {'from': 'rp-a', 'to': '198.51.100.11'},
+    ])
+    got = [(r['result'], r['reason'], r['reachable']) for r in result['results']]
+    assert got == [('blocked', 'refused', False), ('blocked', 'timeout', False),
+                   ('reachable', 'echo reply', True)]
+
+
+def test_undecidable_probe_is_unknown_and_fails_any_expectation():
+    build()
+    # No namespace "rp-gone": the probe cannot run, it proves nothing.
+    from ansible.module_utils.common import warnings as ansible_warnings
+    ansible_warnings._global_warnings.clear()  # modules run in-process: this call's warnings only
+    result = run_module('reachability', timeout=0.5, checks=[
+        {'from': 'rp-gone', 'to': '198.51.100.11'},
+        {'from': 'pid:999999999', 'to': '198.51.100.11', 'protocol': 'tcp', 'port': 80},
+    ])
+    assert [r['result'] for r in result['results']] == ['unknown', 'unknown']
+    assert [r['reachable'] for r in result['results']] == [None, None]
+    assert 'rp-gone' in result['results'][0]['reason']
+    assert len(result['warnings']) == 2
+    for expect in (True, False):
+        failed = run_module('reachability', fail=True, timeout=0.5,
+                            checks=[{'from': 'rp-gone', 'to': '198.51.100.11', 'expect': expect}])
+        assert '1 of 1 checks did not match expect' in failed['msg'] and 'unknown' in failed['msg']
+        assert failed['unexpected'][0]['result'] == 'unknown'
+
+
+def test_timeout_zero_negative_or_absurd_is_refused_before_any_probe():
+    build()
+    for timeout in (0, -1, 0.0, 61, 1e9):
+        failed = run_module('reachability', fail=True, timeout=timeout,
+                            checks=[{'from': 'rp-a', 'to': '198.51.100.99', 'expect': False}])
+        assert failed['field'] == 'timeout' and failed['value'] == timeout, failed
+        assert 'timeout %r' % (timeout,) in failed['msg'] or 'timeout %r' % float(timeout) in failed['msg']
+        assert 'results' not in failed

@@ -105,21 +105,57 @@ def test_gathered_round_trip_overridden_and_deleted(segment):
     assert link('foreign0') is not None and link('foreign1') is not None
 
 
-def test_failure_midway_leaves_nothing_of_the_failed_item(segment):
+def test_route_off_the_link_refused_before_any_change(segment):
     unreachable = [{'dest': '203.0.113.0/24', 'via': '198.18.0.1'}]
     bad = endpoint('veth-x', 'ns-b', 12, peer={'name': 'eth1', 'gateway': None, 'routes': unreachable})
+    result = run_module('veth', fail=True, config=[segment[0], bad])
+    assert result['field'] == 'peer.routes' and result['value'] == '198.18.0.1'
+    assert 'via 198.18.0.1 (for 203.0.113.0/24) is not on the link' in result['msg']
+    assert result['changed'] is False
+    assert link('veth-a') is None and link('veth-x') is None
+
+
+def test_failure_midway_leaves_nothing_of_the_call(segment):
+    # A default route the collection did not make: only the kernel finds
+    # out (EEXIST) when veth-x's gateway is added, after veth-a is complete.
+    sh('ip', 'link', 'add', 'fgn0', 'netns', 'ns-b', 'type', 'veth', 'peer', 'name', 'fgn1', 'netns', 'ns-b')
+    sh('ip', '-n', 'ns-b', 'addr', 'add', '203.0.113.2/24', 'dev', 'fgn0')
+    sh('ip', '-n', 'ns-b', 'link', 'set', 'fgn0', 'up')
+    sh('ip', '-n', 'ns-b', 'route', 'add', 'default', 'via', '203.0.113.1')
+    bad = endpoint('veth-x', 'ns-b', 12, peer={'name': 'eth1'})
     third = endpoint('veth-c', 'ns-b', 13, peer={'name': 'eth2', 'gateway': None})
     result = run_module('veth', fail=True, config=[segment[0], bad, third])
-    assert 'veth veth-x' in result['msg'] and 'rolled back' in result['msg']
-    assert 'already applied and kept' in result['msg']
-    assert result['changed'] is True
-    assert link('veth-a') is not None            # the first item stands, complete
-    assert link('veth-x') is None and link('veth-c') is None
-    assert sys_class_net('ns-b') == ['lo']       # no peer, address or route of it left
-    # Fixed input converges.
-    bad['peer']['routes'] = [{'dest': '203.0.113.0/24', 'via': '198.51.100.1'}]
+    assert 'veth veth-x' in result['msg'] and 'File exists' in result['msg']
+    assert 'nothing of this call was kept' in result['msg']
+    assert 'create veth veth-a with peer eth0 in netns ns-a' in result['rolled_back']
+    assert result['changed'] is False and result['commands'] == []
+    assert link('veth-a') is None and link('veth-x') is None and link('veth-c') is None
+    assert sys_class_net('ns-a') == ['lo']
+    assert sorted(sys_class_net('ns-b')) == ['fgn0', 'fgn1', 'lo']
+    # Without the foreign route the same call converges.
+    sh('ip', '-n', 'ns-b', 'route', 'del', 'default')
     assert run_module('veth', config=[segment[0], bad, third])['changed'] is True
     assert run_module('veth', config=[segment[0], bad, third])['changed'] is False
+
+
+def test_failed_overridden_call_puts_deleted_pairs_back(segment):
+    run_module('veth', config=[segment[0]])
+    mac, peer_mac = link('veth-a')['address'], link('eth0', netns='ns-a')['address']
+    sh('ip', 'link', 'add', 'fgn0', 'netns', 'ns-b', 'type', 'veth', 'peer', 'name', 'fgn1', 'netns', 'ns-b')
+    sh('ip', '-n', 'ns-b', 'addr', 'add', '203.0.113.2/24', 'dev', 'fgn0')
+    sh('ip', '-n', 'ns-b', 'link', 'set', 'fgn0', 'up')
+    sh('ip', '-n', 'ns-b', 'route', 'add', 'default', 'via', '203.0.113.1')
+    # overridden deletes veth-a first, then veth-b fails in the kernel (EEXIST).
+    result = run_module('veth', fail=True, state='overridden', config=[segment[1]])
+    assert 'nothing of this call was kept' in result['msg'] and result['changed'] is False
+    assert result['rolled_back'][-1] == 'delete veth veth-a (and its peer)'
+    # veth-a is back as it was: both ends, MACs, addresses, gateways, bridge.
+    assert link('veth-a')['address'] == mac and link('eth0', netns='ns-a')['address'] == peer_mac
+    assert link('veth-a')['master'] == 'hn-br0'
+    assert addresses('eth0', netns='ns-a') == ['198.51.100.10/24', '2001:db8:100::10/64']
+    assert default_gateways('ns-a') == ['198.51.100.1', '2001:db8:100::1']
+    assert link('veth-b') is None
+    assert run_module('veth', config=[segment[0]])['changed'] is False
 
 
 @pytest.mark.parametrize('change, field, fragment', [
@@ -179,12 +215,21 @@ def test_check_mode_tolerates_namespaces_made_earlier_in_the_play():
 def test_failed_recreate_puts_the_old_pair_back(segment):
     run_module('veth', config=segment)
     run_module('netns', config=[{'name': 'ns-c'}])
+    # An MTU below IPv6's minimum beside an IPv6 address: refused up front.
+    result = run_module('veth', fail=True, config=[endpoint('veth-a', 'ns-c', 10, peer={'mtu': 1000})])
+    assert result['field'] == 'peer.mtu' and result['value'] == 1000 and result['changed'] is False
+    assert 'eth0' in sys_class_net('ns-a')
     # Moving the peer is a delete and a create. Make the create fail in the
-    # kernel: an IPv6 address on a link whose MTU is below IPv6's minimum.
-    moved = endpoint('veth-a', 'ns-c', 10, peer={'mtu': 1000})
+    # kernel: ns-c has a default route the collection did not make (EEXIST).
+    sh('ip', 'link', 'add', 'fgn0', 'netns', 'ns-c', 'type', 'veth', 'peer', 'name', 'fgn1', 'netns', 'ns-c')
+    sh('ip', '-n', 'ns-c', 'addr', 'add', '203.0.113.2/24', 'dev', 'fgn0')
+    sh('ip', '-n', 'ns-c', 'link', 'set', 'fgn0', 'up')
+    sh('ip', '-n', 'ns-c', 'route', 'add', 'default', 'via', '203.0.113.1')
+    moved = endpoint('veth-a', 'ns-c', 10)
     result = run_module('veth', fail=True, config=[moved])
-    assert 'rolled back' in result['msg'] and 'delete veth veth-a to recreate it' in result['msg']
-    assert sys_class_net('ns-c') == ['lo']
+    assert 'nothing of this call was kept' in result['msg'] and result['changed'] is False
+    assert result['rolled_back'][-1] == 'delete veth veth-a to recreate it (peer eth0@ns-a becomes eth0@ns-c)'
+    assert sys_class_net('ns-c') == ['fgn0', 'fgn1', 'lo']
     # The old pair is back as it was: peer, addresses, gateways, bridge.
     assert 'eth0' in sys_class_net('ns-a')
     assert addresses('eth0', netns='ns-a') == ['198.51.100.10/24', '2001:db8:100::10/64']

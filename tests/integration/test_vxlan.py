@@ -99,6 +99,8 @@ def test_ipv6_underlay_takes_70_bytes():
 ])
 def test_identity_change_is_a_recreate_shown_in_commands(hosts, change, text, field, value):
     run_module('vxlan', config=[A])
+    if 'local' in change:  # a local address must be one the host has
+        run_module('veth', config=[dict(UNDERLAY4, addresses=['198.18.0.1/24', '198.18.0.11/24'])])
     index = link('vx0', netns='host-a')['ifindex']
     changed = dict(A, **change)
     predicted = run_module('vxlan', check=True, config=[changed])

@@ -227,3 +227,28 @@ def test_long_parent_names_get_a_derived_sub_interface_name():
     assert len(vname) == 15 and vname.startswith('enp0s2') and vname.endswith('.4094')
     assert kernel.link(None, vname)['alias'] == VLAN_TAG
     assert run(kernel, [endpoint('ns-a', parent='enp0s20f0u1u2c2', vlan=4094)])['changed'] is False
+
+
+def test_vlan_undo_spares_a_sub_interface_it_did_not_make():
+    """A concurrent run (same alias) re-made the sub-interface between this
+    run's create and its undo: the undo leaves that one alone."""
+    kernel = FakeKernel()
+    kind = MacvlanKind(kernel, Context())
+    item = kind.normalize(endpoint('ns-a'))
+    kind.check_all([item])
+    key = kind.key(item)
+    ops = kind.plan(key, None, kind.predict(None, item, False))
+    create_vlan = ops[0]
+    assert create_vlan.text == 'create vlan nic0.100 (802.1Q id 100 on nic0)'
+    create_vlan.run()
+    mine = kernel.link(None, 'nic0.100')
+    kernel.link_del(None, None, mine['index'])
+    other = kernel.add(None, 'nic0.100', kind='vlan', link=mine['link'], vlan={'id': 100}, alias=VLAN_TAG)
+    create_vlan.undo()
+    assert kernel.link(None, 'nic0.100') is other
+    # What it made itself, it removes.
+    kernel.link_del(None, None, other['index'])
+    ops = MacvlanKind(kernel, Context()).plan(key, None, kind.predict(None, item, False))
+    ops[0].run()
+    ops[0].undo()
+    assert kernel.link(None, 'nic0.100') is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _nft
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Context
@@ -40,6 +41,12 @@ def _no_namespace_files(monkeypatch):
     monkeypatch.setattr(_nsfs, 'namespace_id', NAMESPACE_IDS.get)
     # Plans are the same whether or not libnftables is installed here.
     monkeypatch.setattr(_nft, 'available', lambda: True)
+    # The clash check reads the host's routing; it has its own tests
+    # (tests/integration/test_clash.py).
+    monkeypatch.setattr(_clash, 'check', lambda *args, **kwargs: None)
+    # So does the look at a bridge's ports before deleting it
+    # (tests/integration/test_ownership.py).
+    monkeypatch.setattr(BridgeKind, '_keep_for_foreign_ports', lambda *args: False)
 
 
 def _kind(name):

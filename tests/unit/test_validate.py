@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate
 
 RESOURCE = 'unit test'
@@ -17,8 +18,13 @@ KEYS = {
 }
 
 
+MODULES = {'validate': _validate, 'ipconf': _ipconf}
+
+
 def _call(case):
-    return getattr(_validate, case['func'])(case['value'], RESOURCE, **case.get('kwargs', {}))
+    """func(value, *args, RESOURCE, **kwargs) of _validate (or of the module named by ``module``)."""
+    func = getattr(MODULES[case.get('module', 'validate')], case['func'])
+    return func(case['value'], *case.get('args', []), RESOURCE, **case.get('kwargs', {}))
 
 
 @pytest.mark.cases('validate', 'valid')
@@ -49,5 +55,6 @@ def test_unique_keys_refused(case, raises_validation):
 
 def test_every_check_has_cases(case_table):
     """Each public check of _validate appears in the case table."""
-    covered = {case['func'] for section in ('valid', 'invalid') for case in case_table('validate', section)}
+    covered = {case['func'] for section in ('valid', 'invalid') for case in case_table('validate', section)
+               if case.get('module', 'validate') == 'validate'}
     assert covered | {'unique_keys'} == set(_validate.__all__)

@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Who else uses a host port: listening processes, other tables' DNAT, and
+other tables' forward policies (read-only, for the portmap kind).
+
+Private to the hostnet.provision collection.
+
+* Sockets: the namespace's /proc/thread-self/net/{tcp,tcp6,udp,udp6} give
+  each socket's local address, port, state and inode; the process holding
+  the inode is found through /proc/PID/fd (``socket:[INODE]`` links). TCP
+  counts listening sockets; UDP every bound socket.
+* nftables: the whole ruleset of the namespace through libnftables' JSON
+  (never nft's text). Tables other than the collection's own are read, not
+  changed: a rule with a ``dnat`` or ``redirect`` statement that matches a
+  destination port (a value, a range or an anonymous set) claims that port;
+  a base chain on the forward hook with policy drop drops published
+  traffic unless one of its rules accepts DNATed connections
+  (``ct status dnat accept``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from ansible_collections.hostnet.provision.plugins.module_utils import _nft
+from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import translate_os_error
+
+__all__ = ['Holder', 'sockets', 'name_processes', 'conflicts', 'foreign_dnat', 'foreign_forward_drops', 'ruleset']
+
+_TCP_LISTEN = '0A'  # include/net/tcp_states.h
+_OUR_TABLES = (_nft.TABLE, 'hostnet_probe')
+
+
+class Holder:
+    """A socket bound to a host port: address, port, inode and its processes."""
+
+    __slots__ = ('protocol', 'address', 'port', 'inode', 'processes')
+
+    def __init__(self, protocol, address, port, inode):
+        self.protocol = protocol
+        self.address = address
+        self.port = port
+        self.inode = inode
+        self.processes = []   # [(name, pid)]
+
+    def describe(self):
+        if not self.processes:
+            who = 'a socket of no process this module can see (inode %s)' % self.inode
+        else:
+            who = ', '.join('%s (pid %d)' % p for p in self.processes[:3])
+            if len(self.processes) > 3:
+                who += ' and %d more' % (len(self.processes) - 3)
+        return 'host port %d/%s is held by %s, listening on %s' % (self.port, self.protocol, who,
+                                                                   _where(self.address))
+
+
+def _where(address):
+    return '[%s]' % address if ':' in str(address) else str(address)
+
+
+def _decode_address(hexaddr):
+    raw = bytes.fromhex(hexaddr)
+    if len(raw) == 4:
+        return ipaddress.ip_address(raw[::-1])
+    # IPv6: four 32-bit words, each in host (little-endian) order.
+    return ipaddress.ip_address(b''.join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+
+
+def _sockets(protocol, ports):
+    """Holders of the given ports in the current namespace (inside it)."""
+    found = []
+    for name in (protocol, protocol + '6'):
+        try:
+            with open('/proc/thread-self/net/%s' % name) as fh:
+                lines = fh.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) < 10 or ':' not in cols[1]:
+                continue
+            if protocol == 'tcp' and cols[3] != _TCP_LISTEN:
+                continue
+            hexaddr, hexport = cols[1].rsplit(':', 1)
+            port = int(hexport, 16)
+            if ports is None or port in ports:
+                found.append(Holder(protocol, _decode_address(hexaddr), port, int(cols[9])))
+    return found
+
+
+def _processes(holders):
+    """Fill each holder's processes from /proc/PID/fd (the PID namespace)."""
+    wanted = dict(('socket:[%d]' % h.inode, h) for h in holders if h.inode)
+    if not wanted:
+        return
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        fd_dir = '/proc/%s/fd' % entry
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink('%s/%s' % (fd_dir, fd))
+            except OSError:
+                continue
+            holder = wanted.get(target)
+            if holder is None:
+                continue
+            try:
+                with open('/proc/%s/comm' % entry) as fh:
+                    name = fh.read().strip()
+            except OSError:
+                name = '?'
+            if (name, int(entry)) not in holder.processes:
+                holder.processes.append((name, int(entry)))
+
+
+def sockets(spec, protocol, resource=None):
+    """Every socket of ``protocol`` (tcp: listening; udp: bound) in a
+    namespace, without its processes (see ``name_processes``)."""
+    if protocol not in ('tcp', 'udp'):
+        return []
+    fd = _nsfs.open_namespace(spec, resource) if spec else None
+    try:
+        with _nsfs.entered(fd):
+            return _sockets(protocol, None)
+    except OSError as exc:
+        raise translate_os_error(exc, 'list %s sockets in %s' % (protocol, _nsfs.spec_label(spec)),
+                                 resource) from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def name_processes(holders):
+    """Fill in the processes holding each socket (once per holder)."""
+    _processes([h for h in holders if not h.processes])
+    return holders
+
+
+def conflicts(holder, version, host_ip):
+    """Whether a socket competes with a mapping of IP ``version`` on
+    ``host_ip`` (None: every address of that family)."""
+    address = holder.address
+    if address.is_unspecified:
+        # 0.0.0.0 takes IPv4; :: takes IPv6 and (dual-stack sockets) IPv4.
+        return address.version == version or address.version == 6
+    mapped = getattr(address, 'ipv4_mapped', None)
+    if mapped is not None:
+        address = mapped
+    if address.version != version:
+        return False
+    return host_ip is None or address == ipaddress.ip_address(host_ip)
+
+
+# -- other tables ------------------------------------------------------------------
+
+def ruleset(spec, resource=None):
+    """Every table, chain and rule of a namespace as libnftables JSON objects."""
+    return _nft.run(spec, [{'list': {'ruleset': None}}], resource, action='list the ruleset')
+
+
+def _foreign(obj):
+    return obj.get('table') not in _OUR_TABLES
+
+
+def _ports_of(right):
+    """The destination ports a match's right side covers (a set of ints), or
+    None when it is not a port literal we can read."""
+    if isinstance(right, int) and not isinstance(right, bool):
+        return {right}
+    if isinstance(right, dict):
+        if 'range' in right and all(isinstance(v, int) for v in right['range']):
+            low, high = right['range']
+            return set(range(low, high + 1))
+        if 'set' in right:
+            return _ports_of(right['set'])
+        return None
+    if isinstance(right, list):
+        out = set()
+        for item in right:
+            ports = _ports_of(item)
+            if ports is None:
+                return None
+            out |= ports
+        return out
+    return None
+
+
+def _rule_facts(expr):
+    """(protocols, ports, translates) of one rule: the transport protocols it
+    is limited to (None: any), the destination ports it matches (None: not
+    matched), and whether it has a dnat/redirect statement."""
+    protocols, ports, translates = None, None, False
+    for stmt in expr:
+        if 'dnat' in stmt or 'redirect' in stmt:
+            translates = True
+        match = stmt.get('match')
+        if not match or match.get('op', '==') not in ('==', 'in'):
+            continue
+        left, right = match.get('left'), match.get('right')
+        if not isinstance(left, dict):
+            continue
+        payload = left.get('payload')
+        if payload and payload.get('field') == 'dport':
+            matched = _ports_of(right)
+            if matched is not None:
+                ports = matched if ports is None else ports & matched
+            if payload.get('protocol') in ('tcp', 'udp', 'sctp'):
+                protocols = {payload['protocol']}
+        meta = left.get('meta')
+        if meta and meta.get('key') == 'l4proto':
+            names = right if isinstance(right, list) else (right.get('set') if isinstance(right, dict) else [right])
+            if isinstance(names, list) and all(isinstance(n, str) for n in names):
+                protocols = set(names) if protocols is None else protocols & set(names)
+    return protocols, ports, translates
+
+
+def foreign_dnat(objs, protocol, ports):
+    """Rules of other tables that DNAT (or redirect) one of ``ports`` of
+    ``protocol``: a list of (port, "family table chain")."""
+    found = []
+    for obj in objs:
+        rule = obj.get('rule')
+        if not rule or not _foreign(rule):
+            continue
+        protocols, matched, translates = _rule_facts(rule.get('expr') or [])
+        if not translates or matched is None:
+            continue
+        if protocols is not None and protocol not in protocols:
+            continue
+        for port in sorted(matched & set(ports)):
+            where = '%s %s %s' % (rule['family'], rule['table'], rule['chain'])
+            if (port, where) not in found:
+                found.append((port, where))
+    return found
+
+
+def _accepts_dnat(expr):
+    has_dnat_match, verdict = False, None
+    for stmt in expr:
+        match = stmt.get('match')
+        if match and isinstance(match.get('left'), dict) and (match['left'].get('ct') or {}).get('key') == 'status':
+            right = match.get('right')
+            values = right if isinstance(right, list) else [right]
+            if 'dnat' in values:
+                has_dnat_match = True
+        if 'accept' in stmt:
+            verdict = 'accept'
+    return has_dnat_match and verdict == 'accept'
+
+
+def foreign_forward_drops(objs, version):
+    """Base chains of other tables on the forward hook of IP ``version`` with
+    policy drop and no rule accepting DNATed connections: "family table chain"."""
+    families = ('ip', 'inet') if version == 4 else ('ip6', 'inet')
+    accepting = set()
+    for obj in objs:
+        rule = obj.get('rule')
+        if rule and _foreign(rule) and _accepts_dnat(rule.get('expr') or []):
+            accepting.add((rule['family'], rule['table'], rule['chain']))
+    out = []
+    for obj in objs:
+        chain = obj.get('chain')
+        if not chain or not _foreign(chain) or chain.get('family') not in families:
+            continue
+        if chain.get('hook') != 'forward' or chain.get('policy') != 'drop':
+            continue
+        ident = (chain['family'], chain['table'], chain['name'])
+        if ident not in accepting:
+            out.append('%s %s %s' % ident)
+    return out

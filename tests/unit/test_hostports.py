@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Other tables' DNAT and forward policies, and which sockets compete with a
+mapping, read from libnftables JSON and /proc lines as the kernel lists them
+(the JSON below is what ``nft -j list ruleset`` printed for the rules in
+the comments, nftables 1.0.6)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from ansible_collections.hostnet.provision.plugins.module_utils import _hostports
+from ansible_collections.hostnet.provision.plugins.module_utils import _probe
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import ValidationError
+
+
+def rule(family, table, chain, *expr):
+    return {'rule': {'family': family, 'table': table, 'chain': chain, 'handle': 4, 'expr': list(expr)}}
+
+
+def dport(protocol, right):
+    return {'match': {'op': '==', 'left': {'payload': {'protocol': protocol, 'field': 'dport'}}, 'right': right}}
+
+
+DNAT = {'dnat': {'addr': '203.0.113.99', 'port': 80}}
+
+RULESET = [
+    # ip nat DOCKER: iifname != "docker0" tcp dport { 8080, 9000-9010 } dnat to 203.0.113.99:80
+    rule('ip', 'nat', 'DOCKER',
+         {'match': {'op': '!=', 'left': {'meta': {'key': 'iifname'}}, 'right': 'docker0'}},
+         dport('tcp', {'set': [8080, {'range': [9000, 9010]}]}), DNAT),
+    # inet fw pre: meta l4proto udp th dport 5353 redirect to :53
+    rule('inet', 'fw', 'pre', {'match': {'op': '==', 'left': {'meta': {'key': 'l4proto'}}, 'right': 'udp'}},
+         dport('th', 5353), {'redirect': {'port': 53}}),
+    # A filter rule on a port, no translation: not a claim.
+    rule('inet', 'fw', 'input', dport('tcp', 22), {'accept': None}),
+    # Our own table is never "another tool".
+    rule('inet', 'hostnet', 'publish', dport('tcp', 7000), DNAT),
+]
+
+
+@pytest.mark.parametrize('protocol, ports, found', [
+    ('tcp', [8080], [(8080, 'ip nat DOCKER')]),
+    ('tcp', [9005, 9006, 9011], [(9005, 'ip nat DOCKER'), (9006, 'ip nat DOCKER')]),
+    ('udp', [8080], []),
+    ('udp', [5353], [(5353, 'inet fw pre')]),
+    ('tcp', [5353], []),
+    ('tcp', [22], []),
+    ('tcp', [7000], []),
+])
+def test_foreign_dnat_claims(protocol, ports, found):
+    assert _hostports.foreign_dnat(RULESET, protocol, ports) == found
+
+
+def chain(family, table, name, hook, policy):
+    return {'chain': {'family': family, 'table': table, 'name': name, 'handle': 1, 'type': 'filter',
+                      'hook': hook, 'prio': 0, 'policy': policy}}
+
+
+def test_forward_drop_policies_of_other_tables():
+    objs = [chain('ip', 'filter', 'FORWARD', 'forward', 'drop'),
+            chain('ip6', 'filter', 'FORWARD', 'forward', 'drop'),
+            chain('inet', 'fw', 'fwd', 'forward', 'drop'),
+            chain('inet', 'fw', 'in', 'input', 'drop'),
+            chain('ip', 'open', 'FORWARD', 'forward', 'accept'),
+            chain('inet', 'hostnet', 'filter_forward', 'forward', 'drop'),
+            # inet fw fwd: ct status dnat accept
+            rule('inet', 'fw', 'fwd', {'match': {'op': 'in', 'left': {'ct': {'key': 'status'}}, 'right': 'dnat'}},
+                 {'accept': None})]
+    assert _hostports.foreign_forward_drops(objs, 4) == ['ip filter FORWARD']
+    assert _hostports.foreign_forward_drops(objs, 6) == ['ip6 filter FORWARD']
+
+
+@pytest.mark.parametrize('address, version, host_ip, competes', [
+    ('0.0.0.0', 4, None, True),
+    ('0.0.0.0', 4, '198.18.0.1', True),
+    ('0.0.0.0', 6, None, False),
+    ('::', 4, None, True),            # a dual-stack socket takes IPv4 too
+    ('::', 6, '2001:db8:ff::1', True),
+    ('127.0.0.1', 4, None, True),     # a wildcard mapping takes 127.0.0.1 (DNAT in output)
+    ('127.0.0.1', 4, '198.18.0.1', False),
+    ('198.18.0.1', 4, '198.18.0.1', True),
+    ('::ffff:198.18.0.1', 4, '198.18.0.1', True),
+    ('2001:db8:ff::1', 4, None, False),
+])
+def test_which_sockets_compete_with_a_mapping(address, version, host_ip, competes):
+    holder = _hostports.Holder('tcp', ipaddress.ip_address(address), 8080, 1)
+    assert _hostports.conflicts(holder, version, host_ip) is competes
+
+
+def test_proc_net_addresses_decode():
+    assert str(_hostports._decode_address('0100007F')) == '127.0.0.1'
+    assert str(_hostports._decode_address('B80D0120000000000000000001000000')) == '2001:db8::1'
+
+
+def test_holder_names_process_and_pid():
+    holder = _hostports.Holder('tcp', ipaddress.ip_address('0.0.0.0'), 8080, 77)
+    holder.processes = [('nginx', 123)]
+    assert holder.describe() == 'host port 8080/tcp is held by nginx (pid 123), listening on 0.0.0.0'
+
+
+@pytest.mark.parametrize('checks, timeout, field', [
+    ([{'to': '198.51.100.10'}], 0, 'timeout'),
+    ([{'to': '198.51.100.10'}], -0.5, 'timeout'),
+    ([{'to': '198.51.100.10'}], float('nan'), 'timeout'),
+    ([{'to': '198.51.100.10'}], 61, 'timeout'),
+    ([{'to': '198.51.100.10'}], True, 'timeout'),
+    ([], 1, 'checks'),
+    ([{'to': '198.51.100.10', 'protocol': 'tcp'}], 1, 'port'),
+    ([{'to': '198.51.100.10', 'port': 80}], 1, 'port'),
+    ([{'to': '198.51.100.10', 'expect': 'yes'}], 1, 'expect'),
+    ([{'to': '198.51.100.10'}, {'to': 'nowhere'}], 1, 'to'),
+])
+def test_probe_input_refused_before_any_probe(checks, timeout, field):
+    with pytest.raises(ValidationError) as err:
+        _probe.validate(checks, timeout)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize('result, expect, unexpected', [
+    ('reachable', True, False), ('reachable', False, True),
+    ('blocked', False, False), ('blocked', True, True),
+    ('unknown', True, True), ('unknown', False, True), ('unknown', None, False),
+])
+def test_unknown_meets_no_expectation(result, expect, unexpected):
+    check = {'to': '198.51.100.10', 'result': result, 'expect': expect}
+    assert bool(_probe.unexpected([check])) is unexpected
