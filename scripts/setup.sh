@@ -70,7 +70,7 @@ make_venv "$REPO/.venv" -r "$REPO/requirements-dev.txt" -r "$REPO/bench/requirem
 # The pyroute2 release Debian 12 ships (python3-pyroute2 0.7.2), to prove the
 # engine against the oldest supported version.
 make_venv "$REPO/.venv-pyroute2-0.7" \
-    'pyroute2==0.7.2' 'ansible-core>=2.19,<2.20' 'netaddr>=0.8,<2' 'pytest>=8,<10'
+    'pyroute2==0.7.2' 'ansible-core>=2.19,<2.20' 'pytest>=8,<10'
 
 # ansible-test creates its sanity-test virtualenvs without pip and bootstraps
 # pip with a get-pip script from ci-files.testing.ansible.com, which is not
