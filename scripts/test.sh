@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Run the test suite of hostnet.provision:
-#   scripts/test.sh [lint|sanity|pytest|all]...     (default: all)
+#   scripts/test.sh [lint|sanity|units|integration|pytest|all]...     (default: all)
 #
-#   lint    ansible-lint, production profile, on the whole repository
-#   sanity  ansible-test sanity on a copy of the collection tree
-#   pytest  unit + integration tests with pyroute2 0.9 (.venv) and
-#           integration tests with pyroute2 0.7.2 (.venv-pyroute2-0.7)
+#   lint         ansible-lint, production profile, on the whole repository;
+#                antsibull-changelog lint on the changelog fragments
+#   sanity       ansible-test sanity on a copy of the collection tree
+#   units        ansible-test units (tests/unit, in a venv of its own with
+#                tests/unit/requirements.txt) on a copy of the collection tree
+#   integration  ansible-test integration (tests/integration/targets: one
+#                target per module) inside the network sandbox
+#   pytest       unit + integration tests with pyroute2 0.9 (.venv) and
+#                integration tests with pyroute2 0.7.2 (.venv-pyroute2-0.7)
+#
+# `all` runs lint, sanity, units, integration and pytest.
 #
 # Needs root for the integration tests. Run scripts/setup.sh first.
 set -euo pipefail
@@ -34,25 +41,64 @@ export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS
 run_lint() {
     banner "ansible-lint (production profile)"
     "$VENV/bin/ansible-lint" --profile production
+    banner "antsibull-changelog lint"
+    "$VENV/bin/antsibull-changelog" lint
 }
 
-SANITY_TMP=
-trap '[[ -z $SANITY_TMP ]] || rm -rf "$SANITY_TMP"' EXIT
+COPIES=()
+trap 'for dir in "${COPIES[@]}"; do rm -rf "$dir"; done' EXIT
+
+# collection_copy: print the path of a fresh copy of the collection tree at
+# .../ansible_collections/hostnet/provision (where ansible-test wants it):
+# tracked files plus untracked files that are not ignored -- what a commit
+# would contain, without .venv, caches or test output.
+collection_copy() {
+    local tmp dest
+    tmp=$(mktemp -d)
+    COPIES+=("$tmp")
+    dest=$tmp/ansible_collections/hostnet/provision
+    mkdir -p "$dest"
+    git ls-files -z -co --exclude-standard \
+        | rsync -a --from0 --files-from=- ./ "$dest/"
+    echo "$dest"
+}
 
 run_sanity() {
     banner "ansible-test sanity"
     local dest
-    SANITY_TMP=$(mktemp -d)
-    dest=$SANITY_TMP/ansible_collections/hostnet/provision
-    mkdir -p "$dest"
-    # Tracked files plus untracked files that are not ignored -- what a
-    # commit would contain, without .venv, caches or test output.
-    git ls-files -z -co --exclude-standard \
-        | rsync -a --from0 --files-from=- ./ "$dest/"
+    dest=$(collection_copy)
     (
         cd "$dest"
         unset ANSIBLE_COLLECTIONS_PATH
         exec "$VENV/bin/ansible-test" sanity --python 3.11 --requirements --color no
+    )
+}
+
+# The unit tests as ansible-test runs them: a venv of its own with
+# ansible-core, pytest and tests/unit/requirements.txt.
+run_units() {
+    banner "ansible-test units"
+    local dest
+    dest=$(collection_copy)
+    (
+        cd "$dest"
+        unset ANSIBLE_COLLECTIONS_PATH
+        exec "$VENV/bin/ansible-test" units --venv --python 3.11 --requirements --color no
+    )
+}
+
+# The integration targets change kernel state (inside namespaces they make
+# and delete): run them inside the network sandbox, with .venv's Python
+# (which has pyroute2; the sandbox has no network to install anything).
+run_integration() {
+    banner "ansible-test integration in a sandbox"
+    local dest
+    dest=$(collection_copy)
+    (
+        cd "$dest"
+        unset ANSIBLE_COLLECTIONS_PATH
+        exec bash "$REPO/scripts/sandbox.sh" "$VENV/bin/ansible-test" integration --local --python 3.11 \
+            --allow-destructive --allow-root --color no
     )
 }
 
@@ -93,13 +139,13 @@ sections=("$@")
 [[ ${#sections[@]} -gt 0 ]] || sections=(all)
 for section in "${sections[@]}"; do
     case $section in
-        lint | sanity | pytest | all) ;;
-        *) die "unknown section '$section' (lint|sanity|pytest|all)" ;;
+        lint | sanity | units | integration | pytest | all) ;;
+        *) die "unknown section '$section' (lint|sanity|units|integration|pytest|all)" ;;
     esac
 done
 for section in "${sections[@]}"; do
     case $section in
-        all) timed lint; timed sanity; timed pytest ;;
+        all) timed lint; timed sanity; timed units; timed integration; timed pytest ;;
         *) timed "$section" ;;
     esac
 done
