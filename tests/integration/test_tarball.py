@@ -89,7 +89,7 @@ def test_tarball_holds_the_collection_not_the_development_tree(tarball):
         assert dev not in tops, dev
     assert not [name for name in members if '__pycache__' in name or name.endswith('.pyc')]
     for shipped in ('plugins', 'roles', 'playbooks', 'docs', 'meta', 'changelogs',
-                    'README.md', 'LICENSE', 'MANIFEST.json', 'FILES.json'):
+                    'README.md', 'CHANGELOG.rst', 'LICENSE', 'MANIFEST.json', 'FILES.json'):
         assert shipped in tops, shipped
     modules = {name for name in members if re.match(r'plugins/modules/\w+\.py$', name)}
     assert modules == {'plugins/modules/%s' % name for name in os.listdir(os.path.join(REPO, 'plugins', 'modules'))
