@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the test suite of hostnet.provision:
-#   scripts/test.sh [lint|sanity|units|integration|pytest|all]...     (default: all)
+#   scripts/test.sh [lint|sanity|units|integration|pytest|newest|all]...   (default: all)
 #
 #   lint         ansible-lint, production profile, on the whole repository;
 #                antsibull-changelog lint on the changelog fragments
@@ -10,9 +10,12 @@
 #   integration  ansible-test integration (tests/integration/targets: one
 #                target per module) inside the network sandbox
 #   pytest       unit + integration tests with pyroute2 0.9 (.venv) and
-#                integration tests with pyroute2 0.7.2 (.venv-pyroute2-0.7)
+#                integration tests with pyroute2 0.7.2 (.venv-pyroute2-0.7),
+#                both on ansible-core 2.19
+#   newest       unit + integration tests on the newest ansible-core
+#                (.venv-ansible-core-newest: 2.21 on Python 3.12+, newest pyroute2)
 #
-# `all` runs lint, sanity, units, integration and pytest.
+# `all` runs lint, sanity, units, integration, pytest and newest.
 #
 # Needs root for the integration tests. Run scripts/setup.sh first.
 set -euo pipefail
@@ -46,9 +49,13 @@ run_lint() {
 }
 
 COPIES=()
-trap 'for dir in "${COPIES[@]}"; do rm -rf "$dir"; done' EXIT
+remove_copies() {
+    local dir
+    for dir in "${COPIES[@]}"; do rm -rf "$dir"; done
+}
+trap remove_copies EXIT
 
-# collection_copy: print the path of a fresh copy of the collection tree at
+# collection_copy: set COPY to the path of a fresh copy of the collection tree at
 # .../ansible_collections/hostnet/provision (where ansible-test wants it):
 # tracked files plus untracked files that are not ignored -- what a commit
 # would contain, without .venv, caches or test output.
@@ -60,15 +67,14 @@ collection_copy() {
     mkdir -p "$dest"
     git ls-files -z -co --exclude-standard \
         | rsync -a --from0 --files-from=- ./ "$dest/"
-    echo "$dest"
+    COPY=$dest
 }
 
 run_sanity() {
     banner "ansible-test sanity"
-    local dest
-    dest=$(collection_copy)
+    collection_copy
     (
-        cd "$dest"
+        cd "$COPY"
         unset ANSIBLE_COLLECTIONS_PATH
         exec "$VENV/bin/ansible-test" sanity --python 3.11 --requirements --color no
     )
@@ -78,10 +84,9 @@ run_sanity() {
 # ansible-core, pytest and tests/unit/requirements.txt.
 run_units() {
     banner "ansible-test units"
-    local dest
-    dest=$(collection_copy)
+    collection_copy
     (
-        cd "$dest"
+        cd "$COPY"
         unset ANSIBLE_COLLECTIONS_PATH
         exec "$VENV/bin/ansible-test" units --venv --python 3.11 --requirements --color no
     )
@@ -92,10 +97,9 @@ run_units() {
 # (which has pyroute2; the sandbox has no network to install anything).
 run_integration() {
     banner "ansible-test integration in a sandbox"
-    local dest
-    dest=$(collection_copy)
+    collection_copy
     (
-        cd "$dest"
+        cd "$COPY"
         unset ANSIBLE_COLLECTIONS_PATH
         exec bash "$REPO/scripts/sandbox.sh" "$VENV/bin/ansible-test" integration --local --python 3.11 \
             --allow-destructive --allow-root --color no
@@ -128,6 +132,18 @@ run_pytest() {
     done
 }
 
+# The same tests on the newest ansible-core: AnsibleModule, templating and
+# ansible-playbook as the newest release has them.
+run_newest() {
+    local venv=$REPO/.venv-ansible-core-newest core
+    [[ -x $venv/bin/python ]] || die "$venv missing: run scripts/setup.sh (needs a Python 3.12+)"
+    core=$("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)')
+    banner "pytest: unit, ansible-core $core"
+    pytest_run "$venv/bin/python" -m pytest tests/unit -q
+    banner "pytest: integration in a sandbox, ansible-core $core"
+    pytest_run bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q
+}
+
 # timed NAME: run section NAME and report how long it took.
 timed() {
     local start=$SECONDS
@@ -139,13 +155,13 @@ sections=("$@")
 [[ ${#sections[@]} -gt 0 ]] || sections=(all)
 for section in "${sections[@]}"; do
     case $section in
-        lint | sanity | units | integration | pytest | all) ;;
-        *) die "unknown section '$section' (lint|sanity|units|integration|pytest|all)" ;;
+        lint | sanity | units | integration | pytest | newest | all) ;;
+        *) die "unknown section '$section' (lint|sanity|units|integration|pytest|newest|all)" ;;
     esac
 done
 for section in "${sections[@]}"; do
     case $section in
-        all) timed lint; timed sanity; timed units; timed integration; timed pytest ;;
+        all) timed lint; timed sanity; timed units; timed integration; timed pytest; timed newest ;;
         *) timed "$section" ;;
     esac
 done
