@@ -12,7 +12,7 @@
 #   pytest       unit + integration tests with pyroute2 0.9 (.venv) and
 #                integration tests with pyroute2 0.7.2 (.venv-pyroute2-0.7),
 #                both on ansible-core 2.19
-#   newest       unit + integration tests on the newest ansible-core
+#   newest       unit + module integration tests on the newest ansible-core
 #                (.venv-ansible-core-newest: 2.21 on Python 3.12+, newest pyroute2)
 #
 # `all` runs lint, sanity, units, integration, pytest and newest.
@@ -132,8 +132,11 @@ run_pytest() {
     done
 }
 
-# The same tests on the newest ansible-core: AnsibleModule, templating and
-# ansible-playbook as the newest release has them.
+# The module tests on the newest ansible-core: AnsibleModule, templating and
+# ansible-playbook as the newest release has them (test_playbook and
+# test_tarball run playbooks, a role by FQCN included). The role tests on
+# the lab (test_roles, test_lab: about 9 of the 15 minutes of a full run)
+# stay on ansible-core 2.19 only; this section adds about 6 minutes on 2 cores.
 run_newest() {
     local venv=$REPO/.venv-ansible-core-newest core
     [[ -x $venv/bin/python ]] || die "$venv missing: run scripts/setup.sh (needs a Python 3.12+)"
@@ -141,7 +144,8 @@ run_newest() {
     banner "pytest: unit, ansible-core $core"
     pytest_run "$venv/bin/python" -m pytest tests/unit -q
     banner "pytest: integration in a sandbox, ansible-core $core"
-    pytest_run bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q
+    pytest_run bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q \
+        --ignore tests/integration/test_roles.py --ignore tests/integration/test_lab.py
 }
 
 # timed NAME: run section NAME and report how long it took.
