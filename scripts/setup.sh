@@ -70,7 +70,33 @@ make_venv "$REPO/.venv" -r "$REPO/requirements-dev.txt" -r "$REPO/bench/requirem
 # The pyroute2 release Debian 12 ships (python3-pyroute2 0.7.2), to prove the
 # engine against the oldest supported version.
 make_venv "$REPO/.venv-pyroute2-0.7" \
-    'pyroute2==0.7.2' 'ansible-core>=2.19,<2.20' 'netaddr>=0.8,<2' 'pytest>=8,<10'
+    'pyroute2==0.7.2' 'ansible-core>=2.19,<2.20' 'pytest>=8,<10'
+
+# The newest ansible-core (2.21, which needs Python 3.12 or later) with the
+# newest pyroute2, so that the modules and roles are proven on the oldest
+# and the newest supported ansible-core. Debian 12's Python is 3.11: the
+# first python3.13/python3.12 on PATH is used, else one from pyenv
+# (~/.pyenv/versions/3.1[2-9]*), else HOSTNET_PYTHON_NEWEST.
+find_python_newest() {
+    local candidate
+    for candidate in "${HOSTNET_PYTHON_NEWEST:-}" "$(command -v python3.13 || true)" \
+        "$(command -v python3.12 || true)" "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3; do
+        [[ -n $candidate && -x $candidate ]] || continue
+        if "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+if PYTHON_NEWEST=$(find_python_newest); then
+    PYTHON=$PYTHON_NEWEST make_venv "$REPO/.venv-ansible-core-newest" \
+        'ansible-core>=2.21,<2.22' 'pyroute2>=0.7.2,<0.10' 'pytest>=8,<10'
+else
+    echo "setup.sh: no Python 3.12+ found for the newest ansible-core (.venv-ansible-core-newest):" \
+         "install one (python3.12, pyenv) or set HOSTNET_PYTHON_NEWEST" >&2
+    exit 1
+fi
 
 # ansible-test creates its sanity-test virtualenvs without pip and bootstraps
 # pip with a get-pip script from ci-files.testing.ansible.com, which is not

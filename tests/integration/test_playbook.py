@@ -11,11 +11,12 @@ import sys
 import pytest
 
 from conftest import COLLECTIONS, REPO
-from helpers import link, ping
+from helpers import addresses, link, ping, run_module
 
 pytestmark = pytest.mark.playbook
 
 PLAYBOOK = os.path.join(os.path.dirname(__file__), 'playbooks', 'segment.yml')
+MODULE_DEFAULTS = os.path.join(os.path.dirname(__file__), 'playbooks', 'module_defaults.yml')
 
 
 def run_playbook(path, *extra):
@@ -42,3 +43,19 @@ def test_segment_playbook_converges_then_reports_no_change():
     rc, stats, output = run_playbook(PLAYBOOK)
     assert rc == 0, output[-3000:]
     assert stats['changed'] == 0 and stats['failed'] == 0
+
+
+def test_group_default_state_reaches_resource_modules_only():
+    """The README's example: `state: replaced` for group/hostnet.provision.hostnet."""
+    # The collection's own bridge with two addresses (the module's default, merged).
+    run_module('bridge', config=[{'name': 'md-br0', 'addresses': ['198.51.100.1/24', '198.51.100.2/24']}])
+    assert sorted(addresses('md-br0')) == ['198.51.100.1/24', '198.51.100.2/24']
+
+    rc, stats, output = run_playbook(MODULE_DEFAULTS)
+    assert rc == 0, output[-3000:]
+    assert stats['failed'] == 0 and stats['changed'] == 2, output[-3000:]
+    # replaced (the group default), not merged (the module default): the
+    # second address is gone.
+    assert addresses('md-br0') == ['198.51.100.1/24']
+    assert addresses('md-br1') == ['203.0.113.1/24']
+    assert link('md-br1', details=True)['linkinfo']['info_kind'] == 'bridge'
