@@ -44,6 +44,11 @@ SCHEMA = 1
 # policy), what plugs into them, published ports, then VXLAN peers.
 ORDER = ('netns', 'bridge', 'veth', 'macvlan', 'vxlan', 'portmap', 'vxlan_peer')
 _SUFFIX = '.json'
+# Fields the kernel keeps choosing while the user has not set them: a
+# bridge's MAC and MTU follow its ports. They are recorded only once a call
+# gave them (the kernel keeps a value set by hand), else the record would
+# fix a value the kernel was about to change.
+_FOLLOWS_PORTS = {'bridge': ('mac', 'mtu')}
 
 
 class RecordError(HostnetError):
@@ -200,9 +205,24 @@ def record_run(kind_name, kind, config, directory=None):
         resources = gather(kind, scope=[netns]) if kind.kernel.exists(netns) else []
         if kind_name != 'netns':
             resources = [r for r in resources if recordable(r.get('netns'))]
+        if kind_name in _FOLLOWS_PORTS:
+            _drop_unset(directory, kind_name, netns, resources, items, _FOLLOWS_PORTS[kind_name])
         write(directory, kind_name, netns, resources)
     if kind_name == 'netns':
         _forget_gone_namespaces(directory)
+
+
+def _drop_unset(directory, kind_name, netns, resources, items, fields):
+    """Leave out the fields that neither this call nor an earlier recorded
+    one set for a resource (the kernel chose them)."""
+    old = load(os.path.join(directory, file_name(kind_name, netns)), kind_name, netns, strict=False)
+    given = {}
+    for item in (old['config'] if old else []) + [i for i in items if (i.get('netns') or None) == netns]:
+        given.setdefault(item.get('name'), set()).update(f for f in fields if item.get(f) is not None)
+    for res in resources:
+        for field in fields:
+            if field not in given.get(res.get('name'), ()):
+                res.pop(field, None)
 
 
 def _forget_gone_namespaces(directory):

@@ -284,8 +284,12 @@ def test_deleted_and_overridden_leave_the_record_check_mode_and_record_false_wri
     run_module('bridge', state='overridden', config=[{'name': 'hn-br0'}])
     assert [b['name'] for b in records()['bridge.json']['config']] == ['hn-br0']
     assert 'bridge@ns-a.json' in records()
-    # A changed attribute is recorded as read back.
+    # A bridge's MAC and MTU follow its ports until set: not recorded then.
+    assert 'mac' not in records()['bridge.json']['config'][0] and 'mtu' not in records()['bridge.json']['config'][0]
+    # A changed attribute is recorded as read back, and stays recorded.
     run_module('bridge', config=[{'name': 'hn-br0', 'mtu': 1400}])
+    assert records()['bridge.json']['config'][0]['mtu'] == 1400
+    run_module('bridge', config=[{'name': 'hn-br0', 'addresses': ['198.51.100.1/24']}])
     assert records()['bridge.json']['config'][0]['mtu'] == 1400
     # The last one deleted: no file is left for the kind.
     run_module('bridge', state='deleted', config=[])
