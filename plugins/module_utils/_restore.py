@@ -10,7 +10,9 @@ records the modules wrote (see _record): namespaces, bridges with their
 nftables policy, veths, macvlans, VXLAN devices (each with its addresses
 and routes), published ports, then VXLAN peers. Each resource is applied
 on its own with ``state: replaced``, so one that fails (its parent NIC is
-gone, say) is reported and the others are still restored. One line per
+gone, say) is reported and the others are still restored. Bridges are
+applied a second time once their ports exist (their nftables policy may
+list the ports), reported only when that changes something. One line per
 resource on stdout (the journal, under systemd)::
 
     changed bridge hn-br0: create bridge hn-br0; add address 198.51.100.1/24 to hn-br0
@@ -100,8 +102,16 @@ def restore(state_dir=None, check=False, out=print):
         return EXIT_FAILED
     if not records:
         out('nothing recorded in %s' % _record.state_dir(state_dir))
+    # Bridges again once their ports exist (before the ports are published):
+    # on kernels without nft bridge meta support, icc: false lists the ports.
+    # Reported only when it changes something.
+    again = [(k, n, p, r) for k, n, p, r in records if k == 'bridge' and not isinstance(r, HostnetError)]
+    at = next((i for i, r in enumerate(records) if r[0] in ('portmap', 'vxlan_peer')), len(records))
+    records = records[:at] + [('bridge again',) + r[1:] for r in again] + records[at:]
     adopted = set()
     for kind_name, netns, path, rec in records:
+        quiet = kind_name == 'bridge again'
+        kind_name = kind_name.split()[0]
         if isinstance(rec, HostnetError):
             out('failed %s' % rec)
             count('failed')
@@ -115,8 +125,18 @@ def restore(state_dir=None, check=False, out=print):
                 count('skipped')
                 continue
             if kind_name != 'netns' and where in adopted:
+                if quiet:
+                    continue
                 out('skipped %s in netns %s: that namespace was adopted from a process' % (kind_name, where))
                 count('skipped')
+                continue
+            if quiet:
+                lines = []
+                status = _apply_one(kind_name, dict(item), check, lines.append)
+                if status != 'ok':
+                    for line in lines:
+                        out(line)
+                    count(status)
                 continue
             count(_apply_one(kind_name, dict(item), check, out))
     out('hostnet-restore%s: %s' % (' --check' if check else '', ', '.join(
