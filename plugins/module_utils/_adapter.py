@@ -116,7 +116,7 @@ def run_resource_module(module, kind_class):
 def _kind_name(kind):
     from ansible_collections.hostnet.provision.plugins.module_utils._kinds import KINDS
     for name, cls in KINDS.items():
-        if type(kind) is cls:
+        if isinstance(kind, cls):
             return name
     raise HostnetError('%s: no record name for this kind' % kind.label)
 

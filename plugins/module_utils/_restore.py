@@ -28,6 +28,7 @@ resource that a restore would change, with the operations.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _deps
 from ansible_collections.hostnet.provision.plugins.module_utils import _record
@@ -88,8 +89,9 @@ def _apply_one(kind_name, item, check, out):
     return status
 
 
-def restore(state_dir=None, check=False, out=print):
+def restore(state_dir=None, check=False, out=None):
     """Restore (or, with check, compare) every record; return the exit status."""
+    out = out or _stdout
     counts = {}
 
     def count(status):
@@ -162,12 +164,14 @@ def _parser():
     return p
 
 
+def _stdout(line):
+    sys.stdout.write(line + '\n')
+    sys.stdout.flush()
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
-
-    def out(line):
-        print(line, flush=True)
-
+    out = _stdout
     if not _deps.HAS_PYROUTE2:
         out('failed: the Python library pyroute2 is not installed (python3-pyroute2)')
         return EXIT_FAILED

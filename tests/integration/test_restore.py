@@ -49,8 +49,8 @@ def records():
 
 def restore(*args, env=None):
     """Run hostnet-restore as a program; (exit status, stdout lines)."""
-    environ = dict(os.environ, HOSTNET_RESTORE_LIB=LIB, **(env or {}))
-    proc = subprocess.run([sys.executable, LAUNCHER] + list(args), capture_output=True, text=True, env=environ,
+    environ = dict(os.environ, HOSTNET_RESTORE_LIB=LIB, HOSTNET_RESTORE_PYTHON=sys.executable, **(env or {}))
+    proc = subprocess.run([LAUNCHER] + list(args), capture_output=True, text=True, env=environ,
                           timeout=300, check=False)
     assert not proc.stderr.strip(), proc.stderr
     return proc.returncode, proc.stdout.splitlines()
