@@ -27,6 +27,26 @@ options:
     type: str
     choices: [merged, replaced, overridden, deleted, gathered]
     default: merged
+  record:
+    description:
+      - After a successful run (not in check mode, not V(gathered)), record on the target the resources of this
+        kind that the collection manages in every namespace the call looked at, in the shape of O(config), so that
+        C(hostnet-restore) re-creates them at boot (see the collection's docs/restore.md and the role
+        P(hostnet.provision.boot_restore#role)). One JSON file per kind and namespace under C(/etc/hostnet/state)
+        (or the directory in the environment variable C(HOSTNET_STATE_DIR)), replaced atomically; what
+        V(deleted) and V(overridden) remove leaves the record too.
+      - Resources in namespaces given by path or C(pid:PID) are not recorded.
+      - When not given, V(true) unless the environment variable C(HOSTNET_RECORD) is V(0) (set it with the
+        C(environment) keyword of a play to switch recording off for every module and role of the play).
+    type: bool
+  lock_timeout:
+    description:
+      - Every call (check mode included) holds an exclusive lock on C(/run/hostnet/lock) on the target from before
+        it reads the state until it ends, so two plays (or a play and C(hostnet-restore)) never work on one host at
+        the same time. A call that finds the lock taken waits this many seconds, then fails naming the holder
+        (its process id, program and since when it holds the lock).
+      - When not given, the environment variable C(HOSTNET_LOCK_TIMEOUT), else V(300).
+    type: int
 requirements:
   - pyroute2 >= 0.7.2 on the managed host (Debian/Ubuntu package C(python3-pyroute2))
   - Linux with network namespaces; the module runs as root (CAP_NET_ADMIN and CAP_SYS_ADMIN)

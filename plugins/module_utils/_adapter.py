@@ -19,9 +19,14 @@ from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     NamespaceNotFound,
 )
 
-__all__ = ['CallContext', 'STATE_ARG', 'run_resource_module', 'run_info_module', 'run_probe_module']
+__all__ = ['CallContext', 'RUN_ARGS', 'STATE_ARG', 'run_resource_module', 'run_info_module', 'run_probe_module']
 
 STATE_ARG = dict(type='str', default='merged', choices=list(STATES))
+# Options every resource module shares besides state (doc fragment: resource).
+RUN_ARGS = dict(
+    record=dict(type='bool'),
+    lock_timeout=dict(type='int'),
+)
 
 
 def _require_pyroute2(module):
@@ -73,14 +78,25 @@ def run_resource_module(module, kind_class):
     _require_pyroute2(module)
     from ansible_collections.hostnet.provision.plugins.module_utils._netlink import Kernel
 
+    from ansible_collections.hostnet.provision.plugins.module_utils import _record
+    from ansible_collections.hostnet.provision.plugins.module_utils._lock import host_lock
+
     ctx = CallContext(check_mode=module.check_mode, warn=module.warn)
+    params = module.params
     try:
-        with Kernel() as kernel:
+        # One run per host at a time, check mode included (consistent reads).
+        with host_lock(params.get('lock_timeout')), Kernel() as kernel:
             kind = kind_class(kernel, ctx)
-            config = module.params['config']
+            config = params['config']
             if hasattr(kind, 'expand'):
                 config = kind.expand(config)
-            result = reconcile(kind, config, module.params['state'], ctx)
+            result = reconcile(kind, config, params['state'], ctx)
+            if not ctx.check_mode and params['state'] != 'gathered' and _record.enabled(params.get('record')):
+                try:
+                    _record.record_run(_kind_name(kind), kind_class(kernel, ctx), config)
+                except HostnetError as err:
+                    module.fail_json(msg=str(err), changed=result.changed, commands=result.commands,
+                                     field=err.field, value=err.value)
         ctx.summarize()
     except ApplyError as err:
         # Something was changed before the failure: say so, as changed.
@@ -95,6 +111,14 @@ def run_resource_module(module, kind_class):
     if module._diff and result.gathered is None:
         out['diff'] = result.diff()
     module.exit_json(**out)
+
+
+def _kind_name(kind):
+    from ansible_collections.hostnet.provision.plugins.module_utils._kinds import KINDS
+    for name, cls in KINDS.items():
+        if isinstance(kind, cls):
+            return name
+    raise HostnetError('%s: no record name for this kind' % kind.label)
 
 
 def run_info_module(module):

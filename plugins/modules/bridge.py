@@ -257,7 +257,7 @@ import functools
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostnet.provision.plugins.module_utils._adapter import STATE_ARG, run_resource_module
+from ansible_collections.hostnet.provision.plugins.module_utils._adapter import RUN_ARGS, STATE_ARG, run_resource_module
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import BridgeKind
 
 
@@ -281,6 +281,7 @@ def main():
                 reach=dict(type='list', elements='str'),
             )),
             state=STATE_ARG,
+            **RUN_ARGS,
             enable_forwarding=dict(type='bool', default=False),
         ),
         supports_check_mode=True,

@@ -196,7 +196,7 @@ gathered:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostnet.provision.plugins.module_utils._adapter import STATE_ARG, run_resource_module
+from ansible_collections.hostnet.provision.plugins.module_utils._adapter import RUN_ARGS, STATE_ARG, run_resource_module
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_macvlan import MODES, MacvlanKind
 
 
@@ -221,6 +221,7 @@ def main():
                 )),
             )),
             state=STATE_ARG,
+            **RUN_ARGS,
         ),
         supports_check_mode=True,
     )

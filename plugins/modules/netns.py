@@ -119,7 +119,7 @@ gathered:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostnet.provision.plugins.module_utils._adapter import STATE_ARG, run_resource_module
+from ansible_collections.hostnet.provision.plugins.module_utils._adapter import RUN_ARGS, STATE_ARG, run_resource_module
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_netns import NetnsKind
 
 
@@ -132,6 +132,7 @@ def main():
                 sysctls=dict(type='dict'),
             )),
             state=STATE_ARG,
+            **RUN_ARGS,
         ),
         supports_check_mode=True,
     )

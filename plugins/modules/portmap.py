@@ -247,7 +247,7 @@ import functools
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostnet.provision.plugins.module_utils._adapter import STATE_ARG, run_resource_module
+from ansible_collections.hostnet.provision.plugins.module_utils._adapter import RUN_ARGS, STATE_ARG, run_resource_module
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_portmap import PortmapKind
 
 
@@ -267,6 +267,7 @@ def main():
                 allow_foreign_dnat=dict(type='bool', default=False),
             )),
             state=STATE_ARG,
+            **RUN_ARGS,
             enable_forwarding=dict(type='bool', default=False),
         ),
         supports_check_mode=True,

@@ -8,9 +8,12 @@ network. This file refuses to run them anywhere else.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -28,6 +31,12 @@ def _ensure_collection_path():
 
 
 _ensure_collection_path()
+
+# The sandbox has the machine's own /etc: records of the desired state
+# (hostnet-restore) go to a throwaway directory, never to /etc/hostnet.
+if not os.environ.get('HOSTNET_STATE_DIR', '').startswith(tempfile.gettempdir()):
+    os.environ['HOSTNET_STATE_DIR'] = tempfile.mkdtemp(prefix='hostnet-state-')
+    atexit.register(shutil.rmtree, os.environ['HOSTNET_STATE_DIR'], True)
 
 
 def _in_sandbox():
@@ -61,6 +70,7 @@ def _wipe():
         if name != 'lo':
             subprocess.run(['ip', 'link', 'del', name], check=False, capture_output=True)
     subprocess.run(['rm', '-rf', '/run/hostnet'], check=False)
+    shutil.rmtree(os.environ['HOSTNET_STATE_DIR'], ignore_errors=True)
     # nftables tables (ours and the ones tests make) live in the sandbox
     # namespace itself, which outlives each test.
     subprocess.run(['nft', 'flush', 'ruleset'], check=False, capture_output=True)

@@ -231,6 +231,8 @@ def kernel_snapshot():
     for root, _dirs, files in os.walk('/run/hostnet'):
         for name in files:
             path = os.path.join(root, name)
+            if path in ('/run/hostnet/lock', '/run/hostnet/lock.holder'):
+                continue  # the per-host lock of every run, not state
             records[path] = _read(path)
     snap['records'] = records
     snap['netns'] = netns_names()
