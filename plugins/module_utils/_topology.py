@@ -999,8 +999,9 @@ def plan_overlay(settings, host, members, facts=None):
         if underlay_mtu:  # this host's own reading wins over what the members say
             me.update(underlay_mtu=underlay_mtu, underlay_dev=dev)
     if subnets and me is not None:
-        _check_host_routes([{'name': name, 'subnets': [{'field': 'subnet', 'net': n} for n in subnets]}], facts,
-                           {bridge}, problems, 'overlay')
+        fields = dict((_net(settings.get(f)), f) for f in ('subnet', 'subnet6') if settings.get(f))
+        _check_host_routes([{'name': name, 'subnets': [{'field': fields.get(n, 'subnet'), 'net': n} for n in subnets]}],
+                           facts, {bridge}, problems, 'overlay')
     if problems:
         raise PlanError(list(problems))
 

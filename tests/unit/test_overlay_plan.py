@@ -142,8 +142,26 @@ def test_dual_stack_keeps_the_addresses_endpoints_have():
     (dict(OVERLAY, subnet6='2001:db8:19::/126'), 'subnet6 2001:db8:19::/126 is too small'),
     (dict(OVERLAY, subnet6='2001:db8:19::/64', mtu=1200), 'mtu 1200 is below 1280'),
     ({'name': 'ov1', 'vni': 4242}, 'needs a subnet'),
+    (dict(OVERLAY, subnet6='2001:db8:18::/64'), 'subnet6 2001:db8:18::/64 collides with the host route 2001:db8:18::/64 dev eth0'),
 ])
 def test_dual_stack_problems(settings, fragment):
+    info = {'routes': {'': [{'dest': '2001:db8:18::/64', 'dev': 'eth0'}]}}
     with pytest.raises(PlanError) as err:
-        plan_overlay(settings, 'lab1', members())
+        plan_overlay(settings, 'lab1', members(), info)
     assert fragment in str(err.value)
+
+
+def test_the_role_filters_pass_each_hosts_own_underlay_and_state_to_every_host():
+    from ansible_collections.hostnet.provision.plugins.filter.overlay_plan import overlay_forwarding as forwarding
+    from ansible_collections.hostnet.provision.plugins.filter.overlay_plan import overlay_members
+    hostvars = dict((h, {'overlay_network_underlay': overlay_underlay(own_facts(h, 1400 if h == 'lab2' else 1500),
+                                                                      None, 'eth0', 'absent' if h == 'lab3' else 'present'),
+                         'overlay_network_endpoints': ['e-' + h]}) for h in HOSTS)
+    group = overlay_members(HOSTS, hostvars)
+    assert [(m['local_ip'], m['underlay_mtu'], m['state']) for m in group] == [
+        ('198.18.0.11', 1500, 'present'), ('198.18.0.12', 1400, 'present'), ('198.18.0.13', 1500, 'absent')]
+    for host in HOSTS:
+        hostvars[host]['overlay_network_plan'] = plan_overlay(OVERLAY, host, group)
+    assert hostvars['lab1']['overlay_network_plan']['vxlan']['mtu'] == 1350
+    result = forwarding(hostvars['lab1']['overlay_network_plan'], HOSTS, hostvars)
+    assert result['peers'] == ['198.18.0.12'] and set(e['vtep'] for e in result['entries']) == {'198.18.0.12'}
