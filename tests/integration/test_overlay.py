@@ -88,9 +88,8 @@ def tcp_ok(lab, src, address, port):
 def serve6(lab, host, port):
     """A TCP listener on both families in HOST's endpoint (it dies with the lab)."""
     env = dict(os.environ, HOSTNET_LAB_DIR=lab)
-    subprocess.Popen(['bash', LAB_SH, 'exec', host] + in_ep(host, 'socat', 'TCP6-LISTEN:%d,fork,reuseaddr' % port,
-                                                           'SYSTEM:echo hostnet'),
-                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    listener = in_ep(host, 'socat', 'TCP6-LISTEN:%d,fork,reuseaddr' % port, 'SYSTEM:echo hostnet')
+    subprocess.Popen(['bash', LAB_SH, 'exec', host] + listener, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _attempt in range(50):  # bounded wait for the listener
         if on(lab, host, *in_ep(host, 'ss', '-Hltn', 'sport = :%d' % port)).stdout.strip():
             return

@@ -121,10 +121,10 @@ def test_dual_stack_every_endpoint_gets_one_address_of_each_and_the_bridge_the_f
     plan = plan_overlay({'name': 'ov1', 'vni': 4242, 'subnet6': '2001:db8:19::/64', 'endpoints': ['a']}, 'lab1', members())
     assert plan['veths'][0]['peer']['addresses'] == ['2001:db8:19:0:b000::1/64']
     # blocks are computed, whatever the size
-    plan = plan_overlay(dict(settings, subnet='198.18.0.0/15', subnet6='2001:db8::/32', index_bits=8), 'lab1',
-                       members())
-    assert plan['report']['blocks'][1] == str(ipaddress.ip_network('2001:db8::/32').network_address
-                                               + (int(ipaddress.ip_address('198.18.0.11')) % 2 ** 8) * 2 ** 88) + '/40'
+    big = dict(settings, subnet='198.18.0.0/15', subnet6='2001:db8::/32', index_bits=8)
+    plan = plan_overlay(big, 'lab1', members())
+    start = ipaddress.ip_network('2001:db8::/32').network_address
+    assert plan['report']['blocks'][1] == '%s/40' % (start + (int(ipaddress.ip_address('198.18.0.11')) % 2 ** 8) * 2 ** 88)
 
 
 def test_dual_stack_keeps_the_addresses_endpoints_have():
