@@ -39,7 +39,8 @@ from ansible_collections.hostnet.provision.plugins.module_utils import _validate
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import ValidationError
 from ansible_collections.hostnet.provision.plugins.module_utils._kinds import KINDS
 
-__all__ = ['PlanError', 'plan_networks', 'plan_overlay', 'derived_name']
+__all__ = ['PlanError', 'plan_networks', 'plan_overlay', 'overlay_forwarding', 'overlay_mac', 'overlay_underlay',
+           'derived_name']
 
 # Link names the kernel or the namespace already gives a meaning to.
 _RESERVED_LINK_NAMES = ('lo', 'all', 'default')
@@ -774,42 +775,86 @@ def _block(subnet, bits, index):
     return ipaddress.ip_network((start, subnet.prefixlen + bits))
 
 
-def plan_overlay(settings, host, members, facts=None):
-    """One host's share of an overlay network (VXLAN + bridge + endpoints).
+def overlay_mac(vni, index, name=''):
+    """The MAC every host computes for one interface of an overlay: the
+    bridge of host block ``index`` (``name`` empty) or its endpoint
+    ``name``. Locally administered, unicast, stable across runs; the
+    planners refuse the (unlikely) collision of two of them."""
+    digest = hashlib.sha256(('%s/%s/%s' % (vni, index, name)).encode('utf-8')).digest()
+    return ':'.join('%02x' % octet for octet in (0x02,) + tuple(bytearray(digest[:5])))
 
-    ``settings``: name, vni, subnet, port, mtu, dev, index_bits; ``host``:
-    this host's inventory name; ``members``: every host of the peers group
-    as {name, local_ip, index (optional), endpoints (list of names)}.
 
-    Each host owns one block of the subnet (block ``index``), so endpoint
-    addresses are unique across hosts without a central server; the index
-    is given or derived from the underlay address, and collisions are
-    refused. The first address of a host's block goes on its bridge.
-    """
-    problems = _Problems()
-    name = settings.get('name')
-    where = 'overlay %s' % name
-    if not name:
-        problems.add('overlay', 'needs a name')
-    vni = _as_int(settings.get('vni'))
-    if not isinstance(vni, int) or isinstance(vni, bool) or not 1 <= vni <= 16777215:
-        problems.add(where, 'vni %r must be a number from 1 to 16777215' % (settings.get('vni'),))
-    port = settings.get('port')
-    port = 4789 if port in (None, '') else _as_int(port)
-    mtu = settings.get('mtu')
-    mtu = None if mtu in (None, '', 0, '0') else _as_int(mtu)
-    subnet = _net(settings.get('subnet'))
-    bits = _as_int(settings.get('index_bits'))
-    bits = 4 if bits in (None, '') else bits
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 0 <= bits <= 64:
-        problems.add(where, 'index_bits %r must be a number from 0 to 64' % (settings.get('index_bits'),))
-        bits = 4
-    if subnet is None:
-        problems.add(where, 'subnet %r is not a network address with prefix' % (settings.get('subnet'),))
-    elif subnet.prefixlen + bits > subnet.max_prefixlen - 2:
-        problems.add(where, 'subnet %s is too small for %d host blocks (index_bits %d)' % (subnet, 2 ** bits, bits))
-    indexes = {}
-    me = None
+def overlay_underlay(facts, local_ip=None, dev=None, state='present'):
+    """This host's underlay as the other hosts of the overlay need it, read
+    from its ``net_info`` report before any change: the address (given, or
+    the first of ``dev``), the device holding it and the device's MTU.
+    Problems are left to plan_overlay, which names them."""
+    addresses = ((facts or {}).get('addresses') or {}).get('') or {}
+    if not local_ip and dev:
+        first = next(iter(addresses.get(dev) or []), None)
+        local_ip = str(first).split('/', 1)[0] if first else None
+    found, mtu = (dev or None), None
+    if local_ip:
+        found, mtu = _underlay(facts, dev or None, local_ip, 'overlay', _Problems())
+    return {'local_ip': local_ip or None, 'dev': found, 'mtu': mtu, 'state': state or 'present'}
+
+
+def _overlay_subnets(settings, bits, where, problems):
+    """The overlay's subnets: ``subnet`` and/or ``subnet6``, one per IP version."""
+    nets = []
+    for field in ('subnet', 'subnet6'):
+        raw = settings.get(field)
+        if raw in (None, ''):
+            continue
+        net = _net(raw)
+        if net is None:
+            problems.add(where, '%s %r is not a network address with prefix' % (field, raw))
+            continue
+        if field == 'subnet6' and net.version != 6:
+            problems.add(where, 'subnet6 %s is not an IPv6 network' % net)
+            continue
+        if any(n.version == net.version for n in nets):
+            problems.add(where, 'subnet %s and subnet6 %s are both IPv%d: give one subnet per IP version'
+                         % (nets[0], net, net.version))
+            continue
+        if net.prefixlen + bits > net.max_prefixlen - 2:
+            problems.add(where, '%s %s is too small for %d host blocks (index_bits %d)' % (field, net, 2 ** bits, bits))
+        nets.append(net)
+    if all(settings.get(f) in (None, '') for f in ('subnet', 'subnet6')):
+        problems.add(where, 'needs a subnet: overlay_network_subnet, overlay_network_subnet6 or both')
+    return sorted(nets, key=lambda n: n.version)
+
+
+def _overlay_mtu(mtu, members, where, problems):
+    """One MTU for the whole overlay: the given one, checked against every
+    present host's underlay, or the largest that fits the smallest."""
+    limits = []
+    for member in members:
+        underlay_mtu = _as_int(member.get('underlay_mtu'))
+        if member.get('state') == 'absent' or not isinstance(underlay_mtu, int) or isinstance(underlay_mtu, bool) \
+                or underlay_mtu <= 0:
+            continue
+        family = ipaddress.ip_address(member['local_ip']).version
+        limits.append((underlay_mtu - _VXLAN_OVERHEAD[family], member['name'], member.get('underlay_dev') or '?',
+                       underlay_mtu, family))
+    if not limits:
+        return mtu
+    limit, name, dev, underlay_mtu, family = min(limits)
+    if mtu is None:
+        # Everything on the overlay bridge, on every host, gets one MTU, or
+        # large packets towards the smallest underlay are silently lost.
+        return limit
+    if isinstance(mtu, int) and not isinstance(mtu, bool) and mtu > limit:
+        problems.add(where, 'mtu %s is larger than the underlay allows: on host %s dev %s has MTU %s, minus %d bytes '
+                            'of VXLAN over IPv%d leaves %s' % (mtu, name, dev, underlay_mtu, _VXLAN_OVERHEAD[family],
+                                                               family, limit))
+    return mtu
+
+
+def _overlay_members(members, bits, where, problems):
+    """Each member with its underlay address and host index checked; this
+    host's own entry is looked up by the caller."""
+    indexes, out = {}, []
     for member in members or []:
         mwhere = '%s host %s' % (where, member['name'])
         try:
@@ -828,8 +873,111 @@ def plan_overlay(settings, host, members, facts=None):
             problems.add(mwhere, 'host index %d is also used by %s; set overlay_network_host_index on one of them'
                          % (index, indexes[index]))
         indexes[index] = member['name']
-        if member['name'] == host:
-            me = dict(member, index=index, local_ip=str(local))
+        out.append(dict(member, index=index, local_ip=str(local), state=member.get('state') or 'present'))
+    return out
+
+
+def _overlay_endpoint_names(endpoints_in, where, problems):
+    if isinstance(endpoints_in, str) or not isinstance(endpoints_in or [], list):
+        problems.add(where, 'endpoints %r must be a list of names' % (endpoints_in,))
+        return []
+    seen, out = set(), []
+    for ep_name in endpoints_in or []:
+        ep_where = '%s endpoint %s' % (where, ep_name)
+        if not isinstance(ep_name, str):
+            problems.add(where, 'endpoint %r is not a name' % (ep_name,))
+            continue
+        try:
+            v.netns_name(ep_name, ep_where, 'name')
+        except ValidationError as err:
+            problems.add(ep_where, str(err).split(': ', 1)[1])
+        if ep_name in seen:
+            problems.add(ep_where, 'name %s is listed twice in overlay_network_endpoints' % ep_name)
+        seen.add(ep_name)
+        out.append(ep_name)
+    return out
+
+
+def _overlay_addresses(subnets, bits, index, bridge, endpoints_in, facts, where, problems):
+    """Per subnet: this host's block, the bridge's address (the block's
+    first) and one address per endpoint (kept, else the lowest free),
+    computed, never listed."""
+    existing = _existing_endpoints(facts)
+    kept = list(_on_bridge(facts, bridge, set(endpoints_in)))
+    blocks, bridge_addresses = [], []
+    addresses = dict((ep, []) for ep in endpoints_in)
+    for net in subnets:
+        block = _block(net, bits, index)
+        first = block.network_address + 1 if block.network_address == net.network_address else block.network_address
+        last = block.broadcast_address
+        if net.version == 4 and last == net.broadcast_address:
+            last -= 1
+        taken = {first: 'the bridge'}
+        for veth in kept:
+            for cidr in (veth.get('peer') or {}).get('addresses') or []:
+                taken[ipaddress.ip_interface(cidr).ip] = 'endpoint %s (kept, not listed)' % veth['peer'].get('netns')
+        pending = []
+        for ep_name in endpoints_in:
+            have = existing.get((ep_name, bridge), {}).get('addresses', [])
+            addr = next((ipaddress.ip_interface(a).ip for a in have if ipaddress.ip_interface(a).ip in block), None)
+            if addr is None or addr in taken:
+                pending.append(ep_name)
+                continue
+            taken[addr] = ep_name
+            addresses[ep_name].append((addr, net))
+        for ep_name in pending:
+            addr = _lowest_free(first, last, taken)
+            if addr is None:
+                problems.add(where, 'block %s has no free address for endpoint %s' % (block, ep_name))
+                continue
+            taken[addr] = ep_name
+            addresses[ep_name].append((addr, net))
+        blocks.append(block)
+        bridge_addresses.append((first, net))
+    return blocks, bridge_addresses, addresses
+
+
+def _cidrs(pairs):
+    return ['%s/%d' % (addr, net.prefixlen) for addr, net in sorted(pairs, key=lambda p: p[1].version)]
+
+
+def plan_overlay(settings, host, members, facts=None):
+    """One host's share of an overlay network (VXLAN + bridge + endpoints).
+
+    ``settings``: name, vni, subnet and/or subnet6, port, mtu, dev,
+    index_bits, endpoints; ``host``: this host's inventory name;
+    ``members``: every host of the peers group as {name, local_ip, index
+    (optional), endpoints (list of names), underlay_mtu, underlay_dev,
+    state}, read on every host before any change.
+
+    Each host owns one block of each subnet (block ``index``), so endpoint
+    addresses are unique across hosts without a central server; the index
+    is given or derived from the underlay address, and collisions are
+    refused. The first address of a host's block goes on its bridge. The
+    MTU is one for the whole overlay: the smallest underlay's, or the given
+    one checked against every host. The bridge and the endpoints get MACs
+    every host computes (overlay_mac), for overlay_forwarding.
+    """
+    problems = _Problems()
+    name = settings.get('name')
+    where = 'overlay %s' % name
+    if not name:
+        problems.add('overlay', 'needs a name')
+    vni = _as_int(settings.get('vni'))
+    if not isinstance(vni, int) or isinstance(vni, bool) or not 1 <= vni <= 16777215:
+        problems.add(where, 'vni %r must be a number from 1 to 16777215' % (settings.get('vni'),))
+    port = settings.get('port')
+    port = 4789 if port in (None, '') else _as_int(port)
+    mtu = settings.get('mtu')
+    mtu = None if mtu in (None, '', 0, '0') else _as_int(mtu)
+    bits = _as_int(settings.get('index_bits'))
+    bits = 4 if bits in (None, '') else bits
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 0 <= bits <= 64:
+        problems.add(where, 'index_bits %r must be a number from 0 to 64' % (settings.get('index_bits'),))
+        bits = 4
+    subnets = _overlay_subnets(settings, bits, where, problems)
+    members = _overlay_members(members, bits, where, problems)
+    me = next((m for m in members if m['name'] == host), None)
     if me is None and not problems:
         problems.add(where, 'host %s is not in the peers group' % host)
     device = derived_name('vx-', str(name or ''))
@@ -844,101 +992,66 @@ def plan_overlay(settings, host, members, facts=None):
     endpoints_in = settings.get('endpoints')
     if endpoints_in is None:
         endpoints_in = (me or {}).get('endpoints')
-    if isinstance(endpoints_in, str) or not isinstance(endpoints_in or [], list):
-        problems.add(where, 'endpoints %r must be a list of names' % (endpoints_in,))
-        endpoints_in = []
-    endpoints_in = list(endpoints_in or [])
-    seen = set()
-    for ep_name in endpoints_in:
-        ep_where = '%s endpoint %s' % (where, ep_name)
-        if not isinstance(ep_name, str):
-            problems.add(where, 'endpoint %r is not a name' % (ep_name,))
-            continue
-        try:
-            v.netns_name(ep_name, ep_where, 'name')
-        except ValidationError as err:
-            problems.add(ep_where, str(err).split(': ', 1)[1])
-        if ep_name in seen:
-            problems.add(ep_where, 'name %s is listed twice in overlay_network_endpoints' % ep_name)
-        seen.add(ep_name)
-    dev, underlay_mtu = None, None
+    endpoints_in = _overlay_endpoint_names(endpoints_in, where, problems)
+    dev = None
     if me is not None:
         dev, underlay_mtu = _underlay(facts, settings.get('dev') or None, me['local_ip'], where, problems)
-    if subnet is not None and me is not None:
-        _check_host_routes([{'name': name, 'subnets': [{'field': 'subnet', 'net': subnet}]}], facts, {bridge},
-                           problems, 'overlay')
+        if underlay_mtu:  # this host's own reading wins over what the members say
+            me.update(underlay_mtu=underlay_mtu, underlay_dev=dev)
+    if subnets and me is not None:
+        fields = dict((_net(settings.get(f)), f) for f in ('subnet', 'subnet6') if settings.get(f))
+        _check_host_routes([{'name': name, 'subnets': [{'field': fields.get(n, 'subnet'), 'net': n} for n in subnets]}],
+                           facts, {bridge}, problems, 'overlay')
     if problems:
         raise PlanError(list(problems))
 
-    family = ipaddress.ip_address(me['local_ip']).version
-    limit = underlay_mtu - _VXLAN_OVERHEAD[family] if underlay_mtu else None
-    if mtu is None:
-        # Everything on the overlay bridge gets the VXLAN's MTU, or large
-        # packets are silently dropped: derive it here when not given.
-        mtu = limit
-    elif underlay_mtu and limit is not None and isinstance(mtu, int) and mtu > limit:
-        problems.add(where, 'mtu %s is larger than the underlay allows: dev %s has MTU %s, minus %d bytes of VXLAN '
-                            'over IPv%d leaves %s' % (mtu, dev, underlay_mtu, _VXLAN_OVERHEAD[family], family, limit))
-    if subnet.version == 6 and isinstance(mtu, int) and not isinstance(mtu, bool) and 68 <= mtu < _IPV6_MIN_MTU:
-        problems.add(where, 'mtu %d is below %d, the minimum for the IPv6 subnet %s' % (mtu, _IPV6_MIN_MTU, subnet))
+    present = [m for m in members if m['state'] != 'absent']
+    mtu = _overlay_mtu(mtu, present, where, problems)
+    if any(n.version == 6 for n in subnets) and isinstance(mtu, int) and not isinstance(mtu, bool) \
+            and 68 <= mtu < _IPV6_MIN_MTU:
+        problems.add(where, 'mtu %d is below %d, the minimum for the IPv6 subnet %s'
+                     % (mtu, _IPV6_MIN_MTU, next(n for n in subnets if n.version == 6)))
 
-    block = _block(subnet, bits, me['index'])
-    first = block.network_address + 1 if block.network_address == subnet.network_address else block.network_address
-    last = block.broadcast_address
-    if subnet.version == 4 and last == subnet.broadcast_address:
-        last -= 1
-    host_address = first
-    taken = {host_address: 'the bridge'}
-    existing = _existing_endpoints(facts)
-    listed = set(endpoints_in)
-    for veth in _on_bridge(facts, bridge, listed):
-        for cidr in (veth.get('peer') or {}).get('addresses') or []:
-            taken[ipaddress.ip_interface(cidr).ip] = 'endpoint %s (kept, not listed)' % veth['peer'].get('netns')
-    endpoints, pending = [], []
+    blocks, bridge_addresses, addresses = _overlay_addresses(subnets, bits, me['index'], bridge, endpoints_in, facts,
+                                                             '%s host %s' % (where, host), problems)
+    bridge_mac = overlay_mac(vni, me['index'])
+    macs = {bridge_mac: 'the bridge'}
     for ep_name in endpoints_in:
-        have = existing.get((ep_name, bridge), {}).get('addresses', [])
-        addr = next((ipaddress.ip_interface(a).ip for a in have if ipaddress.ip_interface(a).ip in block), None)
-        if addr is None or addr in taken:
-            pending.append(ep_name)
-            continue
-        taken[addr] = ep_name
-        endpoints.append((ep_name, addr))
-    for ep_name in pending:
-        addr = _lowest_free(first, last, taken)
-        if addr is None:
-            problems.add('%s host %s' % (where, host), 'block %s has no free address for endpoint %s'
-                         % (block, ep_name))
-            continue
-        taken[addr] = ep_name
-        endpoints.append((ep_name, addr))
-    order = dict((n, i) for i, n in enumerate(endpoints_in))
-    endpoints.sort(key=lambda e: order[e[0]])
+        mac = overlay_mac(vni, me['index'], ep_name)
+        if mac in macs:
+            problems.add('%s endpoint %s' % (where, ep_name), 'MAC %s is also the MAC of %s' % (mac, macs[mac]))
+        macs[mac] = 'endpoint %s' % ep_name
 
     vxlan = {'name': device, 'vni': vni, 'local': me['local_ip'], 'bridge': bridge, 'port': port}
     if dev:
         vxlan['dev'] = dev
     if mtu:
         vxlan['mtu'] = mtu
-    peers = sorted(m['local_ip'] for m in members if m['name'] != host and m.get('local_ip'))
-    veths = []
-    for ep_name, addr in endpoints:
-        peer = {'name': 'eth0', 'netns': ep_name, 'addresses': ['%s/%d' % (addr, subnet.prefixlen)]}
+    peers = sorted((m['local_ip'] for m in present if m['name'] != host), key=lambda a: ipaddress.ip_address(a).packed)
+    veths, endpoints = [], []
+    for ep_name in endpoints_in:
+        mac = overlay_mac(vni, me['index'], ep_name)
+        peer = {'name': 'eth0', 'netns': ep_name, 'addresses': _cidrs(addresses[ep_name]), 'mac': mac}
         veth = {'name': derived_name('vo', str(name), ep_name), 'bridge': bridge, 'peer': peer}
         if mtu:
             peer['mtu'] = veth['mtu'] = mtu
         veths.append(veth)
-    bridge_cfg = {'name': bridge, 'addresses': ['%s/%d' % (host_address, subnet.prefixlen)]}
+        ips = [str(a) for a, _n in sorted(addresses[ep_name], key=lambda p: p[1].version)]
+        endpoints.append({'name': ep_name, 'address': ips[0] if ips else None, 'addresses': ips, 'mac': mac})
+    bridge_cfg = {'name': bridge, 'addresses': _cidrs(bridge_addresses), 'mac': bridge_mac}
     if mtu:
         bridge_cfg['mtu'] = mtu
     plan = {
         'vxlan': vxlan,
         'bridge': bridge_cfg,
-        'netns': [{'name': ep} for ep, _addr in endpoints],
+        'netns': [{'name': ep} for ep in endpoints_in],
         'veths': veths,
         'peers': {'device': device, 'peers': peers},
-        'report': {'name': name, 'vni': vni, 'device': device, 'bridge': bridge, 'index': me['index'],
-                   'block': str(block), 'host_address': str(host_address), 'local_ip': me['local_ip'],
-                   'peers': peers, 'endpoints': [{'name': ep, 'address': str(addr)} for ep, addr in endpoints]},
+        'report': {'name': name, 'vni': vni, 'host': host, 'state': me['state'], 'device': device, 'bridge': bridge,
+                   'index': me['index'], 'block': str(blocks[0]), 'blocks': [str(b) for b in blocks],
+                   'host_address': str(bridge_addresses[0][0]), 'host_addresses': [str(a) for a, _n in bridge_addresses],
+                   'bridge_mac': bridge_mac, 'mtu': mtu, 'local_ip': me['local_ip'], 'peers': peers,
+                   'endpoints': endpoints},
     }
     _check_with_kinds({
         'bridge': [(where, bridge_cfg)],
@@ -955,3 +1068,37 @@ def plan_overlay(settings, host, members, facts=None):
     if problems:
         raise PlanError(list(problems))
     return plan
+
+
+def overlay_forwarding(plan, reports):
+    """This host's vxlan_peer config: the flood list of plan_overlay plus a
+    static MAC -> VTEP entry for the bridge and every endpoint of every
+    other present host, so known unicast goes to one VTEP, never flooded.
+
+    ``reports``: the plans' reports of the hosts of the group (hosts
+    whose plan is missing or failed are skipped: they are not reached by
+    MAC, only by the flood list). A MAC given twice inside the overlay is
+    refused, on every host alike.
+    """
+    problems = _Problems()
+    mine = plan['report']
+    where = 'overlay %s' % mine['name']
+    peers = set(plan['peers']['peers'])
+    owner, entries = {}, []
+    for report in sorted((r for r in reports if isinstance(r, dict) and r.get('bridge_mac')),
+                         key=lambda r: str(r.get('host'))):
+        if report.get('state') == 'absent' or report.get('vni') != mine['vni'] or report.get('name') != mine['name']:
+            continue
+        macs = [(report['bridge_mac'], 'the bridge')] + [(e['mac'], 'endpoint %s' % e['name'])
+                                                         for e in report.get('endpoints') or []]
+        for mac, what in macs:
+            label = '%s of host %s' % (what, report['host'])
+            if mac in owner:
+                problems.add(where, 'MAC %s of %s is also the MAC of %s; rename one of them' % (mac, label, owner[mac]))
+                continue
+            owner[mac] = label
+            if report['host'] != mine['host'] and report['local_ip'] in peers:
+                entries.append({'mac': mac, 'vtep': report['local_ip']})
+    if problems:
+        raise PlanError(list(problems))
+    return dict(plan['peers'], entries=sorted(entries, key=lambda e: e['mac']))
