@@ -100,7 +100,7 @@ def test_management_address_is_never_covered(host, monkeypatch):
 
 def test_default_route_gateway_is_never_covered(host):
     sh('ip', 'route', 'add', 'default', 'via', '203.0.113.1', 'dev', 'nic0')
-    msg = refused('bridge', config=[{'name': 'hn-br0', 'addresses': ['203.0.113.0/25']}])['msg']
+    msg = refused('bridge', config=[{'name': 'hn-br0', 'addresses': ['203.0.113.5/25']}])['msg']
     assert '203.0.113.1' in msg and 'default route' in msg
 
 
