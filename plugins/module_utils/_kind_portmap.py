@@ -358,7 +358,13 @@ class PortmapKind(ResourceKind):
         res = self._res(after)
         version = _version_of(after)
         self._check_clash(key, after, res)
-        ops = self.nft.forwarding_ops(netns, {version}, res)
+        if self._bridge_to_come(netns, after, version):
+            # Check mode: the bridge task before this one in the play makes
+            # the destination's bridge and turns forwarding on for its
+            # families (the caller's bridge hint says so).
+            ops = []
+        else:
+            ops = self.nft.forwarding_ops(netns, {version}, res)
         want = mapping_elements(after)
         have = set((before or {}).get('_elements') or ())
         if want != have:
@@ -502,12 +508,7 @@ class PortmapKind(ResourceKind):
         """
         if not self.kernel.exists(netns):
             return []
-        dest = ipaddress.ip_address(after['destination'])
-        bridge = None
-        for element in self.nft.tables(netns).elements(INET, 'bridge_nets%d' % version):
-            if dest in ipaddress.ip_network(element.key[1]):
-                bridge = element.key[0]
-                break
+        bridge = self._managed_bridge(netns, after, version)
         link = None if bridge is None else self.kernel.link(netns, bridge)
         # Check mode, the bridge and its ports made by earlier tasks of the
         # play: what they will be, as the caller (a role) says.
@@ -547,6 +548,24 @@ class PortmapKind(ResourceKind):
                           self._set_hairpin(netns, name, 1, res),
                           self._set_hairpin(netns, name, 0, res)))
         return ops
+
+    def _managed_bridge(self, netns, mapping, version):
+        """The managed bridge whose subnet holds the destination (from the
+        table's bridge_nets set), or None."""
+        dest = ipaddress.ip_address(mapping['destination'])
+        for element in self.nft.tables(netns).elements(INET, 'bridge_nets%d' % version):
+            if dest in ipaddress.ip_network(element.key[1]):
+                return element.key[0]
+        return None
+
+    def _bridge_to_come(self, netns, mapping, version):
+        """Check mode with a bridge hint whose bridge is not made yet."""
+        if not self.ctx.check_mode or mapping.get('_bridge') is None:
+            return False
+        if not self.kernel.exists(netns):
+            return True
+        return self._managed_bridge(netns, mapping, version) is None and \
+            self.kernel.link(netns, mapping['_bridge']['name']) is None
 
     def _managed_ports(self, netns, bridge_index):
         """The managed ports of a bridge by name, listed once per bridge and run

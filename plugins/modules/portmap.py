@@ -99,7 +99,10 @@ options:
         description:
           - For check mode on a host where an earlier task of the same play makes the destination's bridge
             and its ports (a role does this) - the bridge the destination will be behind and the names of
-            its managed ports, so that check mode predicts the hairpin mode those ports get (see the notes).
+            its managed ports, so that check mode predicts the hairpin mode those ports get.
+          - While that bridge does not exist yet, check mode also takes it that the task making it turns
+            forwarding on for its address families (M(hostnet.provision.bridge) with O(enable_forwarding)),
+            and predicts no forwarding change of its own.
           - Used in check mode only, and only for what the kernel does not show yet; a real run always reads
             the bridge and its ports from the kernel. Not part of the mapping (not returned, not compared).
         type: dict
