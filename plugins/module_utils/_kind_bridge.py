@@ -14,9 +14,10 @@ the bridge deletes exactly its elements. Those elements are computed from
 the bridge's config and compared with what the tables hold, so drift (a
 flushed ruleset, a stale element of a bridge that vanished) is repaired by
 the next run. A bridge with addresses is *registered*: its subnets let
-published ports hairpin and reach endpoints from the host's 127.0.0.1
-(route_localnet=1 on the bridge, with 127/8 from any other interface
-dropped by the tables' program).
+published ports hairpin, and it is isolated from the other registered
+bridges unless its ``reach`` says otherwise. The host's 127.0.0.1 reaches
+published ports without route_localnet (see _nft); the bridge module turns
+route_localnet off on its bridges where earlier versions turned it on.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._netlink import 
 from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element
 from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
-__all__ = ['BridgeKind', 'POLICY_DEFAULTS', 'bridge_elements', 'owned_elements']
+__all__ = ['BridgeKind', 'POLICY_DEFAULTS', 'bridge_elements', 'owned_elements', 'port_icc_ops']
 
 # The network policy fields and their values for a new bridge.
 POLICY_DEFAULTS = {'masquerade': False, 'icc': True, 'isolated': False, 'host_access': True}
@@ -57,9 +58,9 @@ _FD_MIN, _FD_MAX = 200, 3000
 
 class BridgeKind(ResourceKind):
     label = 'bridge'
-    list_fields = ('addresses',)
+    list_fields = ('addresses', 'reach')
     fields = ('name', 'netns', 'addresses', 'mtu', 'mac', 'stp', 'forward_delay', 'vlan_filtering') + \
-        tuple(POLICY_DEFAULTS)
+        tuple(POLICY_DEFAULTS) + ('reach',)
 
     def __init__(self, kernel, ctx, enable_forwarding=False):
         super().__init__(kernel, ctx)
@@ -83,6 +84,7 @@ class BridgeKind(ResourceKind):
             if value is not None and not isinstance(value, bool):
                 raise ValidationError('%s: %s %r must be true or false' % (res, field, value), res, field, value)
             out[field] = value
+        out['reach'] = _reach(item.get('reach'), name, res)
         fd = out['forward_delay']
         if fd is not None and (not isinstance(fd, int) or fd < 0):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
@@ -105,6 +107,7 @@ class BridgeKind(ResourceKind):
         for field, default in POLICY_DEFAULTS.items():
             if after.get(field) is None:
                 after[field] = default
+        after['reach'] = sorted(set(after.get('reach') or []))
         return after
 
     def current(self, key):
@@ -125,14 +128,15 @@ class BridgeKind(ResourceKind):
             'vlan_filtering': br.get('vlan_filtering'),
         }
         out.update(dict.fromkeys(POLICY_DEFAULTS))
+        out['reach'] = []
         if self.nft.available():
             # The policy as the tables hold it; what plan() compares with.
             res = self._res((netns, link['name']))
             tables = self.nft.tables(netns, res)
             out['_nft'] = owned_elements(tables, link['name'])
             out['_nft_intact'] = tables.intact()
-            out.update(_policy(out['_nft']))
-            out['_localnet'] = _procfs.sysctl_get(netns, _localnet_sysctl(link['name']), res)
+            out.update(_policy(out['_nft'], link['name']))
+        out['_localnet'] = _procfs.sysctl_get(netns, _localnet_sysctl(link['name']), self._res((netns, link['name'])))
         return out
 
     def managed_keys(self, scope):
@@ -185,15 +189,19 @@ class BridgeKind(ResourceKind):
         if after is not None and after.get('masquerade') and not after.get('addresses'):
             raise ValidationError('%s: masquerade needs the bridge\'s subnets: give it at least one address'
                                   % res, res, 'masquerade', True)
+        if after is not None and after.get('reach') and not after.get('addresses'):
+            raise ValidationError('%s: reach %s needs the bridge to route: give it at least one address'
+                                  % (res, ', '.join(after['reach'])), res, 'reach', after['reach'])
         if not self.nft.available():
             if any(value not in (None, POLICY_DEFAULTS[f]) for f, value in (after or {}).items()
-                   if f in POLICY_DEFAULTS):
+                   if f in POLICY_DEFAULTS) or (after or {}).get('reach'):
                 self.nft.require()
             if after is not None and after.get('addresses'):
                 self.nft.warn_once('missing', 'nftables (libnftables1) is not installed: bridges are not '
                                               'registered in its tables, so published ports, hairpin and '
-                                              'localhost access do not work for them')
-            return []
+                                              'localhost access do not work for them, and they are not '
+                                              'isolated from each other')
+            return self._localnet_ops(key, res, before, after)
         icc_off = after is not None and after.get('icc') is False
         bridge_meta = self.nft.bridge_meta(netns) if icc_off else True
         ports = self._ports(netns, name) if icc_off and not bridge_meta else []
@@ -217,21 +225,30 @@ class BridgeKind(ResourceKind):
             if icc_off and not bridge_meta:
                 # Only when the port list changes, not on every idempotent run.
                 self.nft.warn_once('icc', 'this kernel has no nft_meta_bridge (CONFIG_NFT_BRIDGE_META): icc: '
-                                          'false is enforced on the ports the bridge has now; ports added later '
-                                          'are covered when this module runs again')
+                                          'false is enforced on the ports the bridge has now and on ports the '
+                                          'veth module attaches; ports attached otherwise are covered when this '
+                                          'module runs again')
         if after is None:
             return ops
-        if any(ipaddress.ip_interface(a).version == 4 for a in after.get('addresses') or []) and \
-                (before is None or before.get('_localnet', '1') != '1'):
-            parts = _localnet_sysctl(name)
-            ops.append(Op(res, 'set %s=1 (published ports reachable from the host\'s 127.0.0.1)'
-                          % _procfs.sysctl_label(parts),
-                          lambda: _procfs.sysctl_set(netns, parts, '1', res, 'name'),
-                          lambda: _procfs.sysctl_set(netns, parts, '0', res, 'name')))
+        ops.extend(self._localnet_ops(key, res, before, after))
         if after.get('masquerade'):
             versions = set(ipaddress.ip_interface(a).version for a in after['addresses'])
             ops.extend(self.nft.forwarding_ops(netns, versions, res))
         return ops
+
+    def _localnet_ops(self, key, res, before, after):
+        """route_localnet off where earlier versions turned it on: localhost
+        publishing no longer needs it (see _nft._localhost_rules), and left
+        on it opens the host's 127.0.0.1 to the bridge whenever the rule
+        that drops 127/8 from outside is gone (a flushed ruleset)."""
+        if after is None or before is None or before.get('_localnet') != '1':
+            return []
+        netns, name = key
+        parts = _localnet_sysctl(name)
+        return [Op(res, 'set %s=0 (published ports on 127.0.0.1 no longer need it; on, it would expose the '
+                        'host\'s 127.0.0.1 to the bridge after a ruleset flush)' % _procfs.sysctl_label(parts),
+                   lambda: _procfs.sysctl_set(netns, parts, '0', res, 'name'),
+                   lambda: _procfs.sysctl_set(netns, parts, '1', res, 'name'))]
 
     def _keep_for_foreign_ports(self, res, netns, name):
         """A bridge that links the collection did not make are attached to is
@@ -354,6 +371,10 @@ def bridge_elements(name, config, ports=(), bridge_meta=True):
         out.add(Element(INET, 'bridges', name))
         for net in nets:
             out.add(Element(INET, 'bridge_nets%d' % net.version, (name, str(net))))
+        # Forwarding between registered bridges needs an element of reach:
+        # the bridge to itself, and to each bridge it may reach.
+        for other in set([name] + list(config.get('reach') or [])):
+            out.add(Element(INET, 'reach', (name, other)))
     if config.get('masquerade'):
         out.add(Element(INET, 'nat_bridges', name))
         for net in nets:
@@ -365,6 +386,7 @@ def bridge_elements(name, config, ports=(), bridge_meta=True):
         out.add(Element(INET, 'no_host_access', name))
     if config.get('icc') is False:
         out.add(Element(BRIDGE, 'no_icc', name))
+        out.add(Element(INET, 'no_icc_routed', (name, name)))
         if not bridge_meta:
             for port in ports:
                 out.add(Element(BRIDGE, 'no_icc_ports', port, comment=name))
@@ -380,8 +402,10 @@ def owned_elements(tables, name):
             mine = key == name
         elif element.set in ('bridge_nets4', 'bridge_nets6'):
             mine = isinstance(key, tuple) and key[0] == name
-        elif element.set == 'isolated_self':
+        elif element.set in ('isolated_self', 'no_icc_routed'):
             mine = key == (name, name)
+        elif element.set == 'reach':
+            mine = isinstance(key, tuple) and key[0] == name
         elif element.set in ('masq_nets4', 'masq_nets6', 'no_icc_ports'):
             mine = element.comment == name
         else:
@@ -391,11 +415,48 @@ def owned_elements(tables, name):
     return out
 
 
-def _policy(owned):
+def _policy(owned, name):
     sets = set(e.set for e in owned)
     return {
         'masquerade': 'nat_bridges' in sets,
         'icc': 'no_icc' not in sets,
         'isolated': 'isolated' in sets,
         'host_access': 'no_host_access' not in sets,
+        'reach': sorted(e.key[1] for e in owned if e.set == 'reach' and e.key[1] != name),
     }
+
+
+def _reach(value, name, res):
+    """The bridges a bridge may open connections to: names, sorted, unique."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValidationError('%s: reach %r must be a list of bridge names' % (res, value), res, 'reach', value)
+    out = set()
+    for other in value:
+        other = v.ifname(other, res, 'reach')
+        if other == name:
+            raise ValidationError('%s: reach names the bridge itself (%s); its endpoints always reach each '
+                                  'other unless icc is false' % (res, other), res, 'reach', other)
+        out.add(other)
+    return sorted(out)
+
+
+def port_icc_ops(nft, netns, port, bridge, res):
+    """For a port that the veth module attaches to (or detaches from) a bridge:
+    on kernels without nft_meta_bridge, keep the port's element of
+    ``no_icc_ports`` in step with its bridge's icc (the bridge module lists
+    the ports it sees; this covers ports attached later on their own)."""
+    if not nft.available() or not nft.kernel.exists(netns):
+        return []
+    tables = nft.tables(netns, res)
+    have = tables.get(BRIDGE, 'no_icc_ports', port)
+    want = None
+    if bridge and tables.get(BRIDGE, 'no_icc', bridge) is not None and not nft.bridge_meta(netns):
+        want = Element(BRIDGE, 'no_icc_ports', port, comment=bridge)
+    if have == want:
+        return []
+    op = nft.change_op(netns, res, 'icc: false of bridge %s' % ((want or have).comment or bridge),
+                       delete=[have] if have is not None else (), add=[want] if want is not None else (),
+                       repair=False)
+    return [op] if op is not None else []

@@ -44,7 +44,9 @@ from ansible_collections.hostnet.provision.plugins.module_utils._linkops import 
     repair_op,
     route_ops,
 )
+from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import port_icc_ops
 from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, make_alias, parse_alias
+from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
 __all__ = ['VethKind']
 
@@ -222,9 +224,10 @@ class VethKind(ResourceKind):
             self._leaving.add((_nsfs.namespace_id(netns), name))
             old = public(before)
             # Undone by building the pair again as it was (not when its peer was lost already).
-            return [Op(res, 'delete veth %s (and its peer)' % resource_label(netns, name),
-                       lambda: kernel.link_del(netns, res, host.index()),
-                       None if before.get('_broken') else lambda: self._restore(key, old))]
+            return self._icc_ops(netns, name, before, None, res) + [
+                Op(res, 'delete veth %s (and its peer)' % resource_label(netns, name),
+                   lambda: kernel.link_del(netns, res, host.index()),
+                   None if before.get('_broken') else lambda: self._restore(key, old))]
         peer = LinkRef(kernel, after['peer']['netns'], after['peer']['name'], res, 'peer.name')
         ops = []
         if before is not None and self._needs_recreate(before, after):
@@ -265,7 +268,17 @@ class VethKind(ResourceKind):
         if set(before['peer'].get('addresses') or []) - set(after['peer'].get('addresses') or []):
             ops.append(repair_op(peer, after['peer'].get('addresses'),
                                  _ipconf.gateway_routes(after['peer'].get('gateway')) + list(after['peer'].get('routes') or [])))
+        ops.extend(self._icc_ops(netns, name, before, after, res))
         return ops
+
+    def _icc_ops(self, netns, name, before, after, res):
+        """A host end on a bridge with icc: false is listed in its ICC set
+        (kernels without nft_meta_bridge), detached or deleted it is not."""
+        if not (before or {}).get('bridge') and not (after or {}).get('bridge'):
+            return []
+        if getattr(self, '_nft', None) is None:
+            self._nft = NftPlanner(self.kernel, self.ctx)
+        return port_icc_ops(self._nft, netns, name, (after or {}).get('bridge'), res)
 
     def _check_clash(self, res, netns, before, after):
         """What the pair adds must not clash with the host's routing (see _clash)."""

@@ -76,6 +76,13 @@ SETS = {
     (INET, 'nat_bridges'): (('ifname',), None, ()),
     (INET, 'isolated'): (('ifname',), None, ()),
     (INET, 'isolated_self'): (('ifname', 'ifname'), None, ()),
+    # Which registered bridge may open connections to which: (b, b) for
+    # every registered bridge, (b, other) for each bridge in b's reach.
+    # Forwarding between two registered bridges needs an element.
+    (INET, 'reach'): (('ifname', 'ifname'), None, ()),
+    # icc: false, routed path: (b, b) drops what b's endpoints route to
+    # each other through the gateway (iifname and oifname both b).
+    (INET, 'no_icc_routed'): (('ifname', 'ifname'), None, ()),
     (INET, 'no_host_access'): (('ifname',), None, ()),
     # Published ports: host address (or any) . protocol . port -> destination
     # address and port, as two maps with the same keys (libnftables' JSON
@@ -97,12 +104,15 @@ SETS = {
 # Base chains: (family, name) -> (type, hook, priority); None: regular chain.
 CHAINS = {
     (INET, 'raw_prerouting'): ('filter', 'prerouting', -300),
+    (INET, 'localhost_output'): ('filter', 'output', -150),
+    (INET, 'localhost_prerouting'): ('filter', 'prerouting', -90),
     (INET, 'nat_prerouting'): ('nat', 'prerouting', -100),
     (INET, 'nat_output'): ('nat', 'output', -100),
     (INET, 'publish'): None,
     (INET, 'nat_postrouting'): ('nat', 'postrouting', 100),
     (INET, 'filter_forward'): ('filter', 'forward', 0),
     (INET, 'filter_input'): ('filter', 'input', 0),
+    (INET, 'localhost_reply'): ('filter', 'input', 200),
     (INET, 'host_guard'): None,
     (BRIDGE, 'filter_forward'): ('filter', 'forward', 0),
 }
@@ -277,18 +287,72 @@ def _dnat_rule(family, specific):
     return expr
 
 
+def _localhost_rules():
+    """The host's own connections from 127/8 to a published port, without
+    route_localnet: (output chain, prerouting chain, input chain) rules.
+
+    The kernel refuses to route a packet with a 127/8 source out of a
+    non-loopback interface, and a packet to 127/8 arriving on one, unless
+    route_localnet is on there; and route_localnet on a bridge lets its
+    endpoints reach the host's 127.0.0.1 as soon as the rule that drops
+    127/8 from outside is gone (a flushed ruleset). So it stays off, and the
+    addresses are swapped around the two routing decisions instead:
+
+    * output, after conntrack and before the DNAT (whose re-routing would
+      fail): the packet's source becomes the destination's own address (a
+      unicast source the kernel routes from); postrouting then masquerades
+      the flow (``ct original ip saddr 127.0.0.0/8``), so conntrack knows
+      the bridge's address as the reply's destination;
+    * prerouting, after NAT restored the reply's destination to 127/8:
+      it becomes that bridge address again, a local one, so the reply is
+      routed to the host;
+    * input, after NAT: the reply gets its original 127/8 destination back
+      for the socket lookup.
+
+    Every piece lives in this table: a flush removes them together with the
+    DNAT, and nothing is opened. Only flows whose conntrack entry says they
+    came from 127/8 to 127/8 and were DNATed are touched.
+    """
+    saddr, daddr = _payload('ip', 'saddr'), _payload('ip', 'daddr')
+    loopback = _prefix('127.0.0.0/8')
+    ours = [_match(_ct('status'), 'dnat', 'in'),
+            _match({'ct': {'key': 'ip saddr', 'dir': 'original'}}, loopback),
+            _match({'ct': {'key': 'ip daddr', 'dir': 'original'}}, loopback),
+            _match(_meta('iifname'), 'lo', '!=')]
+    reply = [_match(_ct('direction'), 'reply')] + ours
+
+    def mangle(key, value):
+        return {'mangle': {'key': key, 'value': value}}
+    output = []
+    # The destination of the mapping the publish chain will use (the host
+    # address's own first, then any address's), for a new flow or one that
+    # was DNATed (not a flow that began before the port was published).
+    for data, key in (('@dnat4_addr', _concat(daddr, _meta('l4proto'), _payload('th', 'dport'))),
+                      ('@dnat4_any_addr', _concat(_meta('l4proto'), _payload('th', 'dport')))):
+        for state in (_match(_ct('state'), 'new', 'in'), _match(_ct('status'), 'dnat', 'in')):
+            output.append([_match(_ct('direction'), 'original'), state, _match(saddr, loopback),
+                           _match(daddr, loopback), mangle(saddr, {'map': {'key': key, 'data': data}})])
+    prerouting = [reply + [mangle(daddr, {'ct': {'key': 'ip daddr', 'dir': 'reply'}})]]
+    input_ = [reply + [mangle(daddr, {'ct': {'key': 'ip saddr', 'dir': 'original'}})]]
+    return output, prerouting, input_
+
+
 def _rules(bridge_meta):
     """The skeleton's rules: (family, chain) -> list of expression lists."""
     masquerade = {'masquerade': None}
     drop, ret, accept = {'drop': None}, {'return': None}, {'accept': None}
     icc_key = _meta('ibrname') if bridge_meta else _meta('iifname')
     icc_set = '@no_icc' if bridge_meta else '@no_icc_ports'
+    localhost = _localhost_rules()
     return {
         (INET, 'raw_prerouting'): [
-            # 127/8 from any non-loopback interface is never legitimate; with
-            # route_localnet on our bridges it must not reach the host.
+            # 127/8 from any non-loopback interface is never legitimate (a
+            # second wall where someone else turned route_localnet on).
             [_match(_meta('iifname'), 'lo', '!='), _match(_payload('ip', 'daddr'), _prefix('127.0.0.0/8')), drop],
         ],
+        (INET, 'localhost_output'): localhost[0],
+        (INET, 'localhost_prerouting'): localhost[1],
+        (INET, 'localhost_reply'): localhost[2],
         (INET, 'nat_prerouting'): [
             [_match({'fib': {'result': 'type', 'flags': ['daddr']}}, 'local'), {'jump': {'target': 'publish'}}],
         ],
@@ -306,9 +370,10 @@ def _rules(bridge_meta):
              _match(_concat(_meta('oifname'), _payload('ip', 'saddr')), '@bridge_nets4'), masquerade],
             [_match(_ct('status'), 'dnat', 'in'),
              _match(_concat(_meta('oifname'), _payload('ip6', 'saddr')), '@bridge_nets6'), masquerade],
-            # The host's own 127/8 (DNAT in output) leaving by a bridge.
-            [_match(_meta('oifname'), '@bridges'), _match(_payload('ip', 'saddr'), _prefix('127.0.0.0/8')),
-             masquerade],
+            # The host's own 127/8 to a published port (see _localhost_rules).
+            [_match(_ct('direction'), 'original'), _match(_ct('status'), 'dnat', 'in'),
+             _match({'ct': {'key': 'ip saddr', 'dir': 'original'}}, _prefix('127.0.0.0/8')),
+             _match(_meta('oifname'), 'lo', '!='), masquerade],
             # Masquerade: a bridge's subnets leaving by any other interface.
             [_match(_concat(_meta('oifname'), _payload('ip', 'saddr')), '@bridge_nets4', '!='),
              _match(_payload('ip', 'saddr'), '@masq_nets4'), masquerade],
@@ -316,9 +381,17 @@ def _rules(bridge_meta):
              _match(_payload('ip6', 'saddr'), '@masq_nets6'), masquerade],
         ],
         (INET, 'filter_forward'): [
+            # Published ports pass every policy below (as with Docker).
             [_match(_ct('status'), 'dnat', 'in'), accept],
+            # icc: false, routed through the gateway back into the same bridge.
+            [_match(_concat(_meta('iifname'), _meta('oifname')), '@no_icc_routed'), drop],
             [_match(_meta('iifname'), '@isolated'), _match(_meta('oifname'), '@isolated'),
              _match(_concat(_meta('iifname'), _meta('oifname')), '@isolated_self', '!='), drop],
+            # Bridges are isolated from each other unless reach allows it
+            # (new connections; replies of allowed ones pass).
+            [_match(_meta('iifname'), '@bridges'), _match(_meta('oifname'), '@bridges'),
+             _match(_concat(_meta('iifname'), _meta('oifname')), '@reach', '!='),
+             _match(_ct('state'), _ESTABLISHED, '!='), drop],
             # "Direct access": new connections into a NAT bridge from anywhere
             # but a registered bridge only through published ports.
             [_match(_meta('oifname'), '@nat_bridges'), _match(_meta('iifname'), '@bridges', '!='),
@@ -327,6 +400,7 @@ def _rules(bridge_meta):
         (INET, 'filter_input'): [
             [_match(_meta('iifname'), '@no_host_access'), {'jump': {'target': 'host_guard'}}],
         ],
+
         (INET, 'host_guard'): [
             [_match(_ct('state'), _ESTABLISHED), ret],
             [_match(_meta('nfproto'), 'ipv4'), _match(_payload('udp', 'sport'), 68),

@@ -20,9 +20,13 @@ description:
     inter-endpoint communication (ICC), isolation from other bridges and access to the host - enforced
     without C(br_netfilter).
   - A bridge with addresses is also registered in those tables, which makes ports published with
-    M(hostnet.provision.portmap) reachable from the bridge's own endpoints (hairpin NAT) and from the host's
-    V(127.0.0.1) (C(route_localnet=1) is set on the bridge, and packets to 127.0.0.0/8 arriving on any
-    interface but C(lo) are dropped). Without nftables installed this registration is skipped with a warning.
+    M(hostnet.provision.portmap) reachable from the bridge's own endpoints (hairpin NAT). Without nftables
+    installed this registration is skipped with a warning.
+  - C(route_localnet) is never turned on (the host's V(127.0.0.1) reaches published ports without it, see
+    M(hostnet.provision.portmap)); where an earlier version of the collection turned it on for one of its
+    bridges, the module turns it off again.
+  - Bridges with addresses are isolated from each other (forwarded new connections between two of them are
+    dropped) unless O(config[].reach) allows it.
   - Deleting a bridge (also through O(state=overridden)) removes its elements from the tables, and nothing else.
   - Many bridges per call, with the states of Ansible's resource modules.
 author:
@@ -96,19 +100,40 @@ options:
           - Inter-container communication. V(false) drops IPv4 and IPv6 traffic between the ports of this bridge
             (in the C(bridge) family table, so it holds without C(br_netfilter)), while ARP, IPv6 neighbour
             discovery and MLD keep working and endpoints still reach the gateway (the bridge itself) and,
-            through it, published ports and other networks.
+            through it, published ports (also their own bridge's, as with Docker's C(--icc=false)) and the
+            networks O(config[].reach) allows.
+          - Traffic an endpoint routes to another endpoint of the bridge through the gateway (a route or a
+            neighbour entry pointing at the gateway's MAC) is dropped too, in the forward hook of the C(inet)
+            table, by bridge name.
           - On kernels without C(nft_meta_bridge) (C(CONFIG_NFT_BRIDGE_META); Debian, Ubuntu and RHEL kernels have
-            it) V(false) is enforced on the ports the bridge has when the module runs; run the module again after
-            adding ports (a warning says so).
+            it) the bridged path is enforced on the bridge's ports, those it has when this module runs and
+            those that M(hostnet.provision.veth) attaches to it later. Ports attached by other tools are covered
+            at the next run of this module (a warning says so).
           - When not given, a new bridge gets V(true) and an existing one keeps its setting.
         type: bool
       isolated:
         description:
           - No forwarding between this bridge and any other bridge with O(config[].isolated=true), in either
-            direction and for any protocol, as Docker isolates user-defined networks. Traffic to published ports
+            direction and for any protocol, even where O(config[].reach) allows it. Traffic to published ports
             (DNAT) still passes, and so does traffic to other interfaces.
+          - Bridges with addresses are isolated from each other by default (see O(config[].reach)); this option
+            additionally overrides O(config[].reach) between two isolated bridges.
           - When not given, a new bridge gets V(false) and an existing one keeps its setting.
         type: bool
+      reach:
+        description:
+          - The other bridges (by name, in the same namespace) that this bridge's endpoints may open connections
+            to through the host. Replies to those connections pass; the other direction needs this bridge in the
+            other bridge's O(config[].reach).
+          - As Docker does for every pair of bridge networks, new connections forwarded from one bridge with
+            addresses to another one are dropped unless the destination is listed here. Published ports (DNAT)
+            pass regardless, and traffic to and from interfaces that are not such bridges (the uplink, other
+            tools' bridges) is not affected.
+          - Needs at least one address on the bridge. A name may refer to a bridge that does not exist yet.
+          - The list is merged with the current one (O(state=merged)) or replaces it (O(state=replaced),
+            O(state=overridden)). When not given, a new bridge gets V([]).
+        type: list
+        elements: str
       host_access:
         description:
           - V(false) drops new connections from the bridge to the host's own addresses (any address of the
@@ -178,6 +203,18 @@ EXAMPLES = r'''
         isolated: true
         host_access: false
 
+- name: A front end that may open connections to its back end (not the other way round)
+  hostnet.provision.bridge:
+    enable_forwarding: true
+    config:
+      - name: br-front
+        addresses: [198.51.100.1/25]
+        masquerade: true
+        reach: [br-back]
+      - name: br-back
+        addresses: [198.51.100.129/25]
+        masquerade: true
+
 - name: Remove every bridge this collection made in this namespace
   hostnet.provision.bridge:
     state: deleted
@@ -205,7 +242,7 @@ after:
   elements: dict
   sample: [{'name': 'hn-br0', 'netns': null, 'addresses': ['198.51.100.1/24'], 'mtu': 1450,
             'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false,
-            'masquerade': true, 'icc': true, 'isolated': false, 'host_access': true}]
+            'masquerade': true, 'icc': true, 'isolated': false, 'host_access': true, 'reach': []}]
 gathered:
   description: The bridges the collection manages, in the shape of O(config).
   returned: when O(state=gathered)
@@ -213,7 +250,7 @@ gathered:
   elements: dict
   sample: [{'name': 'hn-br0', 'netns': null, 'addresses': ['198.51.100.1/24'], 'mtu': 1500,
             'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false,
-            'masquerade': false, 'icc': true, 'isolated': false, 'host_access': true}]
+            'masquerade': false, 'icc': true, 'isolated': false, 'host_access': true, 'reach': []}]
 '''
 
 import functools
@@ -241,6 +278,7 @@ def main():
                 icc=dict(type='bool'),
                 isolated=dict(type='bool'),
                 host_access=dict(type='bool'),
+                reach=dict(type='list', elements='str'),
             )),
             state=STATE_ARG,
             enable_forwarding=dict(type='bool', default=False),

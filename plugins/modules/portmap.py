@@ -143,10 +143,11 @@ notes:
   - Requires nftables (libnftables) on the target; Debian/Ubuntu package C(nftables) (library C(libnftables1)),
     RHEL package C(nftables). The module calls the library through its JSON interface; it never runs C(nft),
     C(iptables) or C(conntrack).
-  - Localhost access (the host connecting to V(127.0.0.1:host_port)) is DNAT in the output hook; it needs
-    C(route_localnet=1) on the bridge the destination sits behind, which M(hostnet.provision.bridge) sets on
-    the bridges it manages, together with a rule that drops packets to 127.0.0.0/8 arriving on any other
-    interface than C(lo), so 127/8 is never opened to the outside.
+  - Localhost access (the host connecting to V(127.0.0.1:host_port), IPv4) is DNAT in the output hook. It
+    does not need C(route_localnet) - the flow's addresses are swapped around the kernel's routing decisions by
+    rules in the same table (see the collection's docs/nftables.md), so a flushed ruleset removes the feature
+    and never opens the host's 127.0.0.1 to the endpoints. Packets to 127.0.0.0/8 arriving on any interface but
+    C(lo) are dropped as well.
   - V([::1]:host_port) cannot reach an IPv6 mapping (the kernel never routes ::1 elsewhere); use the host's
     own IPv6 address.
   - Endpoints of a bridge managed with O(hostnet.provision.bridge#module:config[].masquerade=true) are

@@ -21,10 +21,10 @@ def test_quartet_and_readback_through_ip():
     check, applied, _again, _check2 = quartet('bridge', config=[BR])
     assert applied['commands'] == [
         'create bridge hn-br0', 'add address 198.51.100.1/24 to hn-br0', 'add address 2001:db8:100::1/64 to hn-br0',
-        # A bridge with addresses is registered in the nftables tables (hairpin, localhost ports).
+        # A bridge with addresses is registered in the nftables tables (hairpin,
+        # localhost ports, isolation from other bridges); route_localnet stays off.
         'nftables: bridge hn-br0: add bridge_nets4 hn-br0 . 198.51.100.0/24, '
-        'add bridge_nets6 hn-br0 . 2001:db8:100::/64, add bridges hn-br0',
-        "set net.ipv4.conf.hn-br0.route_localnet=1 (published ports reachable from the host's 127.0.0.1)"]
+        'add bridge_nets6 hn-br0 . 2001:db8:100::/64, add bridges hn-br0, add reach hn-br0 . hn-br0']
     entry = link('hn-br0', details=True)
     data = entry['linkinfo']['info_data']
     assert entry['linkinfo']['info_kind'] == 'bridge'
@@ -95,7 +95,8 @@ def test_overridden_and_deleted_spare_foreign_bridges():
     result = run_module('bridge', state='overridden', config=[{'name': 'hn-br1'}])
     assert result['commands'] == [
         'nftables: bridge hn-br0: delete bridge_nets4 hn-br0 . 198.51.100.0/24, '
-        'delete bridge_nets6 hn-br0 . 2001:db8:100::/64, delete bridges hn-br0', 'delete bridge hn-br0']
+        'delete bridge_nets6 hn-br0 . 2001:db8:100::/64, delete bridges hn-br0, delete reach hn-br0 . hn-br0',
+        'delete bridge hn-br0']
     assert run_module('bridge', state='deleted')['commands'] == ['delete bridge hn-br1']
     assert link('foreign0') is not None and link('hn-br0') is None and link('hn-br1') is None
 
@@ -109,7 +110,8 @@ def test_bridge_inside_a_namespace():
     gathered = run_module('bridge', state='gathered', config=[{'name': 'br-in', 'netns': 'router'}])['gathered']
     assert gathered[0]['netns'] == 'router'
     assert run_module('bridge', state='deleted', config=config)['commands'] == [
-        'nftables (netns router): bridge br-in: delete bridge_nets4 br-in . 203.0.113.0/24, delete bridges br-in',
+        'nftables (netns router): bridge br-in: delete bridge_nets4 br-in . 203.0.113.0/24, delete bridges br-in, '
+        'delete reach br-in . br-in',
         'delete bridge br-in@router']
 
 

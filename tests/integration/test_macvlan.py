@@ -246,8 +246,8 @@ def test_failed_overridden_call_puts_deleted_endpoints_back(lan):
     sh('ip', '-n', 'ns-b', 'addr', 'add', '198.51.100.2/24', 'dev', 'fgn0')
     sh('ip', '-n', 'ns-b', 'link', 'set', 'fgn0', 'up')
     sh('ip', '-n', 'ns-b', 'route', 'add', 'default', 'via', '198.51.100.1')
-    # overridden deletes mv-old first; eth0@ns-b's gateway then fails in the kernel (EEXIST).
-    # (allow_route_overlap: past the clash check, which refuses that up front now.)
+    # overridden deletes mv-old first; eth0@ns-b's gateway then fails in the
+    # kernel (EEXIST; the override lets it past the clash check's refusal).
     result = run_module('macvlan', fail=True, state='overridden', config=[dict(lan[1], allow_route_overlap=True)])
     assert 'nothing of this call was kept' in result['msg'] and result['changed'] is False
     assert result['rolled_back'][-1] == 'delete macvlan mv-old'

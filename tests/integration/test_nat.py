@@ -91,7 +91,7 @@ def test_masquerade_applies_leaving_the_host_not_within_the_subnet(net, brnf):
 
 def test_icc_false_drops_ip_between_ports_but_not_arp_nd_or_the_gateway(net, brnf):
     assert ping('ep-a', '198.51.100.11') and ping('ep-a', '2001:db8:100::11')
-    result = run_module('bridge', config=[policy('hn-br0', icc=False)])
+    result = run_module('bridge', config=[policy('hn-br0', icc=False, reach=['hn-br1'])])
     assert result['diff']['before']['hn-br0']['icc'] is True and result['diff']['after']['hn-br0']['icc'] is False
     sh('ip', 'neigh', 'flush', 'all', netns='ep-a')
     assert not ping('ep-a', '198.51.100.11') and not ping('ep-a', '2001:db8:100::11')
@@ -100,7 +100,7 @@ def test_icc_false_drops_ip_between_ports_but_not_arp_nd_or_the_gateway(net, brn
     # ARP and neighbour discovery still resolved the peer.
     neigh = sh('ip', '-j', 'neigh', 'show', netns='ep-a').stdout
     assert '"198.51.100.11"' in neigh and '"2001:db8:100::11"' in neigh and 'lladdr' in neigh
-    # The gateway, other networks and the outside are still reachable.
+    # The gateway, other networks it may reach and the outside are still reachable.
     assert ping('ep-a', '198.51.100.1') and ping('ep-a', '2001:db8:100::1')
     assert reaches('ep-a', '203.0.113.10', 80, 'hello-c')
     assert reaches('ep-a', OUTSIDE_V4, 9000, 'outside')
@@ -116,23 +116,26 @@ def test_icc_false_drops_ip_between_ports_but_not_arp_nd_or_the_gateway(net, brn
 def test_icc_false_covers_ports_added_later_at_the_next_run(net):
     run_module('bridge', config=[policy('hn-br0', icc=False)])
     run_module('netns', config=[{'name': 'ep-d'}])
-    run_module('veth', config=[{'name': 'v-ep-d', 'bridge': 'hn-br0',
-                                'peer': {'name': 'eth0', 'netns': 'ep-d', 'addresses': ['198.51.100.12/24'],
-                                         'gateway': ['198.51.100.1']}}])
+    added = run_module('veth', config=[{'name': 'v-ep-d', 'bridge': 'hn-br0',
+                                        'peer': {'name': 'eth0', 'netns': 'ep-d', 'addresses': ['198.51.100.12/24'],
+                                                 'gateway': ['198.51.100.1']}}])
     assert settle('ep-d', '198.51.100.1')
     again = run_module('bridge', config=[policy('hn-br0', icc=False)])
     from ansible_collections.hostnet.provision.plugins.module_utils import _nft
-    if _nft.bridge_meta_supported():
-        assert again['changed'] is False  # meta ibrname: the bridge name is enough
-    else:
-        assert again['commands'] == ['nftables: bridge hn-br0: add no_icc_ports v-ep-d']
+    # meta ibrname: the bridge name is enough; without it the veth module
+    # listed its port itself.
+    assert again['changed'] is False
+    if not _nft.bridge_meta_supported():
+        assert added['commands'][-1] == 'nftables: icc: false of bridge hn-br0: add no_icc_ports v-ep-d'
         assert 'nft_meta_bridge' in str(again['warnings'])
     assert not ping('ep-d', '198.51.100.10')
 
 
 def test_isolated_bridges_cannot_reach_each_other_but_published_ports_work(net, brnf):
     net.tcp('ep-a', 81, 'unpublished-a')
+    run_module('bridge', config=[policy('hn-br0', reach=['hn-br1']), policy('hn-br1', reach=['hn-br0'])])
     assert ping('ep-a', '203.0.113.10') and ping('ep-c', '198.51.100.10')
+    # isolated: true on both overrides their reach.
     run_module('bridge', config=[policy('hn-br0', isolated=True), policy('hn-br1', isolated=True)])
     for src, dst in (('ep-a', '203.0.113.10'), ('ep-c', '198.51.100.10'),
                      ('ep-a', '2001:db8:200::10'), ('ep-c', '2001:db8:100::10')):
@@ -149,7 +152,7 @@ def test_isolated_bridges_cannot_reach_each_other_but_published_ports_work(net, 
     assert reaches('ep-a', OUTSIDE_V4, 9000, 'outside') and reaches('ep-c', OUTSIDE_V4, 9000, 'outside')
     # Endpoints of one isolated bridge still talk to each other.
     assert ping('ep-b', '198.51.100.10')
-    # One bridge no longer isolated: they meet again.
+    # One bridge no longer isolated: they meet again (their reach allows it).
     run_module('bridge', config=[policy('hn-br1', isolated=False)])
     assert ping('ep-a', '203.0.113.10') and ping('ep-c', '198.51.100.10')
 
@@ -265,7 +268,7 @@ def test_policy_in_a_router_namespace():
     inside = sh('nft', '-j', 'list', 'set', 'inet', 'hostnet', 'isolated', netns='router').stdout
     assert '"hn-br0"' in inside
     assert sysctl('router', 'net', 'ipv4', 'ip_forward') == '1'
-    assert sysctl('router', 'net', 'ipv4', 'conf', 'hn-br0', 'route_localnet') == '1'
+    assert sysctl('router', 'net', 'ipv4', 'conf', 'hn-br0', 'route_localnet') == '0'
     assert sysctl(None, 'net', 'ipv4', 'conf', 'all', 'route_localnet') == '0'
     run_module('bridge', state='deleted', config=[{'name': 'hn-br0', 'netns': 'router'}])
     assert sh('nft', 'list', 'ruleset', netns='router').stdout == ''
@@ -276,8 +279,8 @@ def test_leftovers_of_a_bridge_deleted_behind_our_back_are_cleaned_up():
     sh('ip', 'link', 'del', 'hn-br0')
     assert '198.51.100.0' in ruleset()
     result = run_module('bridge', config=[{'name': 'hn-br0', 'addresses': ['203.0.113.1/24']}])
-    assert result['commands'][-2] == 'nftables: bridge hn-br0: add bridge_nets4 hn-br0 . 203.0.113.0/24, ' \
-                                     'add bridges hn-br0'
+    assert result['commands'][-1] == 'nftables: bridge hn-br0: add bridge_nets4 hn-br0 . 203.0.113.0/24, ' \
+                                     'add bridges hn-br0, add reach hn-br0 . hn-br0'
     text = ruleset()
     assert '198.51.100.0' not in text and '2001:db8:100' not in text and '203.0.113.0' in text
     isolated = sh('nft', '-j', 'list', 'set', 'inet', 'hostnet', 'isolated').stdout

@@ -67,13 +67,13 @@ def test_published_port_reachable_from_everywhere_and_gone_after_removal(net):
     assert peer_seen('ep-b', '198.51.100.1', 8080) == '198.51.100.1'
     assert peer_seen('ep-a', HOST_V4, 8080) == '198.51.100.1'
     assert reaches('ep-a', '2001:db8:100::1', 8080, 'hello-a6')
-    # From the host itself: 127.0.0.1 (DNAT in output, route_localnet on the
-    # bridge) and its own addresses.
+    # From the host itself: 127.0.0.1 (DNAT in output; no route_localnet,
+    # see docs/nftables.md) and its own addresses.
     assert reaches(None, '127.0.0.1', 8080, 'hello-a')
     assert reaches(None, HOST_V4, 8080, 'hello-a')
     assert reaches(None, '198.51.100.1', 8080, 'hello-a')
     assert reaches(None, HOST_V6, 8080, 'hello-a6')
-    assert sysctl(None, 'net', 'ipv4', 'conf', 'hn-br0', 'route_localnet') == '1'
+    assert sysctl(None, 'net', 'ipv4', 'conf', 'hn-br0', 'route_localnet') == '0'
     # ::1 cannot be DNATed by the kernel (documented): refused, not hanging.
     assert not reaches(None, '::1', 8080, 'hello-a6', timeout=1)
 
@@ -139,9 +139,12 @@ def test_127_is_not_opened_to_the_bridge(net):
     assert sh('ip', 'route', 'get', '127.0.0.1', netns='ep-b').stdout.startswith('127.0.0.1 via 198.51.100.1')
     assert not reaches('ep-b', '127.0.0.1', 7001, 'host-local', timeout=1)
     assert not reaches('ep-b', '127.0.0.1', 8090, 'hello-a', timeout=1)
-    # Control: without our drop rule the host's 127.0.0.1 would be open.
+    # Without our drop rule it stays closed (route_localnet is off) ...
     handle = next(r['rule']['handle'] for r in _rules('raw_prerouting'))
     sh('nft', 'delete', 'rule', 'inet', 'hostnet', 'raw_prerouting', 'handle', str(handle))
+    assert not reaches('ep-b', '127.0.0.1', 7001, 'host-local', timeout=1)
+    # Control: ... and with route_localnet on (as earlier versions set it) it opens.
+    sh('sysctl', '-qw', 'net.ipv4.conf.hn-br0.route_localnet=1')
     assert reaches('ep-b', '127.0.0.1', 7001, 'host-local')
     # ... and a re-run repairs the table's program.
     repaired = run_module('portmap', config=[dict(WEB, host_ip='127.0.0.1', host_port=8090)])

@@ -54,8 +54,6 @@ def _load():
     for path in sorted(glob.glob(os.path.join(CASES, 'refusals_*.yml'))):
         with open(path, encoding='utf-8') as handle:
             cases = yaml.safe_load(handle) or []
-        if isinstance(cases, dict):
-            continue  # the roles' table (defaults + cases): test_role_refusals.py runs it
         label = os.path.basename(path)[len('refusals_'):-len('.yml')]
         for case in cases:
             out.append(pytest.param(case, id='%s/%s' % (label, case['id'])))

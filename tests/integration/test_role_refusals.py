@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """Bad role inputs are refused before any change, through ansible-playbook.
 
-The cases are in cases/refusals_roles.yml. One playbook runs them all on
+The cases are in cases/role_refusals.yml. One playbook runs them all on
 the sandbox itself (connection local), each in its own block/rescue; around
 every role run the playbook takes a kernel_snapshot() (links, addresses,
 routes, rules, neighbours, FDB in every namespace, nftables, forwarding
@@ -29,7 +29,7 @@ from helpers import snapshot_diff
 pytestmark = pytest.mark.playbook
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CASES_FILE = os.path.join(HERE, 'cases', 'refusals_roles.yml')
+CASES_FILE = os.path.join(HERE, 'cases', 'role_refusals.yml')
 with open(CASES_FILE) as _fh:
     TABLE = yaml.safe_load(_fh)
 CASES = TABLE['cases']

@@ -123,8 +123,9 @@ def test_failure_midway_leaves_nothing_of_the_call(segment):
     sh('ip', '-n', 'ns-b', 'addr', 'add', '203.0.113.2/24', 'dev', 'fgn0')
     sh('ip', '-n', 'ns-b', 'link', 'set', 'fgn0', 'up')
     sh('ip', '-n', 'ns-b', 'route', 'add', 'default', 'via', '203.0.113.1')
-    # (allow_route_overlap: past the clash check, which refuses that up front now.)
-    bad = endpoint('veth-x', 'ns-b', 12, peer={'name': 'eth1'}, allow_route_overlap=True)
+    # The clash check refuses a second default route up front; the override
+    # lets the call reach the kernel, which refuses it midway.
+    bad = dict(endpoint('veth-x', 'ns-b', 12, peer={'name': 'eth1'}), allow_route_overlap=True)
     third = endpoint('veth-c', 'ns-b', 13, peer={'name': 'eth2', 'gateway': None})
     result = run_module('veth', fail=True, config=[segment[0], bad, third])
     assert 'veth veth-x' in result['msg'] and 'File exists' in result['msg']
@@ -147,7 +148,8 @@ def test_failed_overridden_call_puts_deleted_pairs_back(segment):
     sh('ip', '-n', 'ns-b', 'addr', 'add', '203.0.113.2/24', 'dev', 'fgn0')
     sh('ip', '-n', 'ns-b', 'link', 'set', 'fgn0', 'up')
     sh('ip', '-n', 'ns-b', 'route', 'add', 'default', 'via', '203.0.113.1')
-    # overridden deletes veth-a first, then veth-b fails in the kernel (EEXIST).
+    # overridden deletes veth-a first, then veth-b fails in the kernel (EEXIST;
+    # the override lets it past the clash check's up-front refusal).
     result = run_module('veth', fail=True, state='overridden', config=[dict(segment[1], allow_route_overlap=True)])
     assert 'nothing of this call was kept' in result['msg'] and result['changed'] is False
     assert result['rolled_back'][-1] == 'delete veth veth-a (and its peer)'
@@ -227,7 +229,7 @@ def test_failed_recreate_puts_the_old_pair_back(segment):
     sh('ip', '-n', 'ns-c', 'addr', 'add', '203.0.113.2/24', 'dev', 'fgn0')
     sh('ip', '-n', 'ns-c', 'link', 'set', 'fgn0', 'up')
     sh('ip', '-n', 'ns-c', 'route', 'add', 'default', 'via', '203.0.113.1')
-    moved = endpoint('veth-a', 'ns-c', 10, allow_route_overlap=True)  # past the clash check
+    moved = dict(endpoint('veth-a', 'ns-c', 10), allow_route_overlap=True)
     result = run_module('veth', fail=True, config=[moved])
     assert 'nothing of this call was kept' in result['msg'] and result['changed'] is False
     assert result['rolled_back'][-1] == 'delete veth veth-a to recreate it (peer eth0@ns-a becomes eth0@ns-c)'
