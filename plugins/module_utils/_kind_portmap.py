@@ -508,6 +508,7 @@ class PortmapKind(ResourceKind):
         """
         if not self.kernel.exists(netns):
             return []
+        dest = ipaddress.ip_address(after['destination'])
         bridge = self._managed_bridge(netns, after, version)
         link = None if bridge is None else self.kernel.link(netns, bridge)
         # Check mode, the bridge and its ports made by earlier tasks of the
