@@ -318,7 +318,7 @@ class VethKind(ResourceKind):
         for addr in [a for a, holder in segment.items() if holder[0] == mine and a not in keep]:
             del segment[addr]  # given up by this pair
         text = 'veth %s (peer %s in %s)' % (resource_label(netns, key[1]), peer['name'],
-                                           _nsfs.spec_label(peer['netns']))
+                                            _nsfs.spec_label(peer['netns']))
         for addr in keep:
             segment.setdefault(addr, (mine, text))
 
@@ -340,7 +340,7 @@ class VethKind(ResourceKind):
             if peer is None:
                 continue
             text = 'veth %s (peer %s in %s)' % (resource_label(netns, port['name']), hint[0],
-                                               _nsfs.spec_label(hint[1]))
+                                                _nsfs.spec_label(hint[1]))
             for cidr in self.kernel.addresses(hint[1], peer['index']):
                 segment.setdefault(ipaddress.ip_interface(cidr).ip, ((ident, port['name']), text))
         return segment
