@@ -34,7 +34,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import ConflictError, ValidationError
 from ansible_collections.hostnet.provision.plugins.module_utils._netlink import RTPROT_HOSTNET, is_managed
 
-__all__ = ['OVERRIDE', 'override', 'check', 'added', 'management_address']
+__all__ = ['OVERRIDE', 'override', 'check', 'check_entry', 'routing_facts', 'View', 'added', 'management_address']
 
 # The per-resource option that skips the check.
 OVERRIDE = 'allow_route_overlap'
@@ -44,6 +44,7 @@ OVERRIDE = 'allow_route_overlap'
 _ROUTING_TYPES = frozenset((1, 6, 7, 8))
 _RT_TABLE_LOCAL = 255
 _TABLE_NAMES = {253: 'default', 254: 'main', 255: 'local'}
+_TYPE_NAMES = {1: 'unicast', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit'}
 
 
 def override(item, res):
@@ -82,23 +83,56 @@ def check(kernel, res, entries, exclude=(), allow=False):
     """
     if allow or not entries:
         return
-    views = {}
-    mgmt = management_address()
+    facts = {}
     for netns, field, value in entries:
-        is_route = isinstance(value, dict)
-        net, text = _network(value)
         spaces = [netns]
-        if not is_route and not _nsfs.same_namespace(netns, None):
+        if not isinstance(value, dict) and not _nsfs.same_namespace(netns, None):
             spaces.append(None)
         for space in spaces:
             key = _nsfs.namespace_id(space)
             if key is None:
                 continue  # check mode: made earlier in the play, still empty
-            if key not in views:
-                views[key] = _View(kernel, space, exclude)
-            view = views[key]
-            _check_one(view, res, field, text, net, is_route, mgmt if space is None or
-                       _nsfs.same_namespace(space, None) else None)
+            if key not in facts:
+                facts[key] = routing_facts(kernel, space)
+            near = [name for other, name in exclude if _nsfs.same_namespace(other, space)]
+            check_entry(View(facts[key], near, _nsfs.spec_label(space)), res, field, value)
+
+
+def routing_facts(kernel, netns):
+    """What the decision needs of one namespace, as plain data (the
+    ``clash`` section of net_info): routes of every table but ``local``,
+    policy rules with a selector, and in the namespace the module runs in
+    the address the controller connects from."""
+    links = kernel.links(netns)
+    by_index = dict((link['index'], link) for link in links.values())
+    routes = []
+    for route in kernel.all_routes(netns):
+        if route['type'] not in _ROUTING_TYPES or route['table'] == _RT_TABLE_LOCAL:
+            continue
+        link = by_index.get(route['oif'])
+        routes.append({
+            'dest': route['dest'] if route['dest'] != 'default' else ('::/0' if route['family'] == 10 else '0.0.0.0/0'),
+            'via': route['via'],
+            'dev': link['name'] if link else None,
+            'table': route['table'],
+            'type': _TYPE_NAMES[route['type']],
+            # Made by the collection: by its protocol number, or on a link it manages.
+            'managed': route['proto'] == RTPROT_HOSTNET or bool(link and is_managed(link)),
+        })
+    rules = [{'from': r['from'], 'to': r['to'], 'priority': r['priority'], 'table': r['table']}
+             for r in kernel.rules(netns) if r['from'] or r['to']]
+    mgmt = management_address() if _nsfs.same_namespace(netns, None) else None
+    return {'routes': routes, 'rules': rules, 'management_address': None if mgmt is None else str(mgmt)}
+
+
+def check_entry(view, res, field, value, text=None):
+    """The decision for one new address (a str with prefix length, or a
+    network) or route (a dict) against one namespace's View; raises
+    ConflictError naming ``res``, ``field``, the value and what it clashes
+    with. ``text``: how the message names the value (default "address X"
+    or "route X via Y")."""
+    net, default_text = _network(value)
+    _check_one(view, res, field, text or default_text, net, isinstance(value, dict))
 
 
 def _network(value):
@@ -113,31 +147,32 @@ def _network(value):
     return ipaddress.ip_interface(value).network, 'address %s' % value
 
 
-def _check_one(view, res, field, text, net, is_route, mgmt):
-    where = _nsfs.spec_label(view.netns)
-    hint = '; set %s: true on this resource if the overlap is intended' % OVERRIDE
+def _check_one(view, res, field, text, net, is_route):
+    where = view.label
+    mgmt = view.management_address
+    value = text.split(' ', 1)[1] if text.startswith(('address ', 'route ')) else text
+    hint = '; set %s: true on this %s if the overlap is intended' % (OVERRIDE, view.owner)
+
+    def refuse(message):
+        raise ConflictError('%s: %s %s %s%s' % (res, field, text, message, hint), res, field, value)
+
     if mgmt is not None and mgmt.version == net.version and mgmt in net and view.reroutes(net, mgmt):
-        raise ConflictError('%s: %s %s would cover %s, the address the controller connects from '
-                            '(SSH_CONNECTION), and take the management connection\'s replies%s'
-                            % (res, field, text, mgmt, hint), res, field, text.split(' ', 1)[1])
+        refuse('would cover %s, the address the controller connects from (SSH_CONNECTION), and take the '
+               'management connection\'s replies' % mgmt)
     if net.prefixlen:
         for gw, route in view.default_gateways():
             if gw.version == net.version and gw in net and view.reroutes(net, gw):
-                raise ConflictError('%s: %s %s would cover %s, the gateway of %s\'s default route (%s)%s'
-                                    % (res, field, text, gw, where, _describe(route), hint),
-                                    res, field, text.split(' ', 1)[1])
+                refuse('would cover %s, the gateway of %s\'s default route (%s)' % (gw, where, _describe(route)))
     for route in view.foreign_routes():
         rnet = route['_net']
         if rnet.version != net.version:
             continue
-        if route['dest'] == 'default':
+        if rnet.prefixlen == 0:
             clash = is_route and net.prefixlen == 0
         else:
             clash = net.overlaps(rnet)
         if clash:
-            raise ConflictError('%s: %s %s overlaps the route %s in %s, which hostnet.provision did not make%s'
-                                % (res, field, text, _describe(route), where, hint),
-                                res, field, text.split(' ', 1)[1])
+            refuse('overlaps the route %s in %s, which hostnet.provision did not make' % (_describe(route), where))
     for rule in view.rules():
         for selector in ('from', 'to'):
             sel = rule[selector]
@@ -145,10 +180,9 @@ def _check_one(view, res, field, text, net, is_route, mgmt):
                 continue
             snet = ipaddress.ip_network(sel)
             if snet.version == net.version and snet.overlaps(net):
-                raise ConflictError('%s: %s %s overlaps the policy routing rule "%s%s %s lookup %s" in %s%s'
-                                    % (res, field, text, '%s: ' % rule['priority'] if rule['priority'] is not None
-                                       else '', selector, sel, _table(rule['table']), where, hint),
-                                    res, field, text.split(' ', 1)[1])
+                refuse('overlaps the policy routing rule "%s%s %s lookup %s" in %s'
+                       % ('%s: ' % rule['priority'] if rule['priority'] is not None else '', selector, sel,
+                          _table(rule['table']), where))
 
 
 def _table(table):
@@ -156,53 +190,48 @@ def _table(table):
 
 
 def _describe(route):
-    text = route['dest']
+    text = 'default' if route['_net'].prefixlen == 0 else route['dest']
     if route.get('via'):
         text += ' via %s' % route['via']
-    if route.get('_dev'):
-        text += ' dev %s' % route['_dev']
-    if route['type'] == 6:
-        text = 'blackhole ' + text
-    elif route['type'] in (7, 8):
-        text = ('unreachable ' if route['type'] == 7 else 'prohibit ') + text
+    if route.get('dev'):
+        text += ' dev %s' % route['dev']
+    if route['type'] != 'unicast':
+        text = '%s %s' % (route['type'], text)
     return '%s (table %s)' % (text, _table(route['table']))
 
 
-class _View:
-    """The routing of one namespace as far as the check needs it."""
+class View:
+    """The routing of one namespace as far as the decision needs it, built
+    from plain data (``routing_facts``: read from the kernel by a module, or
+    the ``clash`` section of net_info on the controller for the roles).
 
-    def __init__(self, kernel, netns, exclude):
-        self.kernel = kernel
-        self.netns = netns
-        links = kernel.links(netns)
-        by_index = dict((link['index'], link) for link in links.values())
-        same = [name for space, name in exclude if _nsfs.same_namespace(space, netns)]
-        # On the link itself and the one it is attached to, the subnets on
-        # the wire (routes without a gateway) are no clash; routes through a
-        # gateway there lead elsewhere and are.
-        self._near = set(links[name]['index'] for name in same if name in links)
-        self._ours = set(index for index, link in by_index.items() if is_managed(link))
+    ``near``: names of the links whose routes without a gateway are no
+    clash (the link itself and the one it is attached to: the subnets on the
+    wire); routes through a gateway there lead elsewhere and are.
+    """
+
+    def __init__(self, facts, near=(), label='the current namespace', owner='resource'):
+        self.label = label
+        self.owner = owner
+        mgmt = facts.get('management_address')
+        self.management_address = _mgmt(mgmt)
+        near = set(near)
         self._routes = []
-        for route in kernel.all_routes(netns):
-            if route['type'] not in _ROUTING_TYPES or route['table'] == _RT_TABLE_LOCAL:
-                continue
+        for route in facts.get('routes') or []:
             route = dict(route)
-            family_any = '::/0' if route['family'] == 10 else '0.0.0.0/0'
-            route['_net'] = ipaddress.ip_network(family_any if route['dest'] == 'default' else route['dest'])
-            link = by_index.get(route['oif'])
-            route['_dev'] = link['name'] if link else None
-            route['_ours'] = route['proto'] == RTPROT_HOSTNET or route['oif'] in self._ours or \
-                (route['oif'] in self._near and not route['via'])
+            route['_net'] = ipaddress.ip_network(route['dest'], strict=False)
             if route['_net'].is_link_local or route['_net'].is_multicast:
                 continue
+            route['_ours'] = bool(route.get('managed')) or (route.get('dev') in near and not route.get('via'))
             self._routes.append(route)
+        self._rules = list(facts.get('rules') or [])
 
     def foreign_routes(self):
         return [r for r in self._routes if not r['_ours']]
 
     def default_gateways(self):
         return [(ipaddress.ip_address(r['via']), r) for r in self._routes
-                if r['dest'] == 'default' and r['via'] and not r['_ours']]
+                if r['_net'].prefixlen == 0 and r['via'] and not r['_ours']]
 
     def reroutes(self, net, address):
         """Whether a route to ``net`` would win over the host's current route
@@ -215,7 +244,16 @@ class _View:
         return best is None or best['_net'].prefixlen <= net.prefixlen
 
     def rules(self):
-        return [r for r in self.kernel.rules(self.netns) if r['from'] or r['to']]
+        return self._rules
+
+
+def _mgmt(value):
+    if value in (None, ''):
+        return None
+    address = ipaddress.ip_address(value)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def added(netns, field, before, after):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import gather
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import HostnetError, NamespaceNotFound, ValidationError
@@ -23,6 +24,8 @@ from ansible_collections.hostnet.provision.plugins.module_utils._netlink import 
 __all__ = ['SECTIONS', 'check_namespaces', 'collect']
 
 SECTIONS = ('namespaces', 'links', 'addresses', 'routes', 'managed')
+# Read only when asked for: what the clash check decides on (see _clash).
+EXTRA_SECTIONS = ('clash',)
 
 
 def _label(spec):
@@ -109,6 +112,12 @@ def collect(kernel, ctx, netns=None, sections=SECTIONS, process_namespaces_too=F
         for section in ('links', 'addresses', 'routes'):
             if section in sections:
                 info[section] = dict((label, view[section]) for label, view in per_ns.items())
+
+    if 'clash' in sections:
+        # The same plain data the modules' clash check decides on, so that a
+        # role can run that check on the controller before its first change.
+        info['clash'] = dict((_label(spec), _clash.routing_facts(kernel, spec)) for spec in specs
+                             if kernel.exists(spec))
 
     if 'managed' in sections:
         managed = {}

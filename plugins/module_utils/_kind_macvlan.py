@@ -22,6 +22,7 @@ verified against the kernel (the macvlan's lower link).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _clash
@@ -112,6 +113,8 @@ class MacvlanKind(ResourceKind):
         # the macvlans this call deletes, as (namespace id, name).
         self._lowers = None
         self._leaving = set()
+        # lower link index -> {address: holder} on that segment (see _check_segment).
+        self._segments = {}
 
     # -- input ------------------------------------------------------------
 
@@ -282,6 +285,7 @@ class MacvlanKind(ResourceKind):
         self._check_refs(res, after, key, creating=before is None,
                          mac_changed=before is not None and after.get('mac') != before.get('mac'))
         self._check_clash(res, netns, name, before, after)
+        self._check_segment(res, key, before, after)
         if before is None:
             ops.extend(self._vlan_ops(res, after))
             ops.append(Op(res, 'create macvlan %s on %s (mode %s)' % (
@@ -362,7 +366,7 @@ class MacvlanKind(ResourceKind):
         carries a passthru one, and a passthru one on a parent that carries
         any: refused here against the macvlans the parent has now."""
         mine = (_nsfs.namespace_id(key[0]), key[1])
-        for ident, name, mode, mac in self._macvlans_on(lower['index']):
+        for ident, name, mode, mac, _where in self._macvlans_on(lower['index']):
             if (ident, name) == mine or (ident, name) in self._leaving:
                 continue
             if after.get('mac') and after['mac'] == mac and check_mac:
@@ -375,6 +379,40 @@ class MacvlanKind(ResourceKind):
                 raise ValidationError('%s: mode %s cannot share parent %s with macvlan %s (mode %s), which is '
                                       'already on it: passthru takes the parent for one macvlan alone'
                                       % (res, after['mode'], lower['name'], name, mode), res, 'mode', after['mode'])
+
+    def _check_segment(self, res, key, before, after):
+        """Refuse an address that another managed macvlan on the same parent
+        (or 802.1Q link), or that parent itself, already holds, or that an
+        earlier macvlan of this call takes there: one address, one holder on
+        the segment. Only the addresses this resource adds are checked."""
+        lower_name = _lower_name(after)
+        lower = self.kernel.link(None, lower_name, res)
+        if lower is None:
+            return  # check mode: made earlier in this call or play
+        segment = self._segments.get(lower['index'])
+        if segment is None:
+            segment = self._segments[lower['index']] = {}
+            for cidr in self.kernel.addresses(None, lower['index']):
+                segment[ipaddress.ip_interface(cidr).ip] = 'its parent %s' % lower_name
+            for ident, name, _mode, _mac, (spec, index, managed) in self._macvlans_on(lower['index']):
+                if not managed or (ident, name) in self._leaving:
+                    continue
+                for cidr in self.kernel.addresses(spec, index):
+                    segment.setdefault(ipaddress.ip_interface(cidr).ip, 'macvlan %s' % resource_label(spec, name))
+        mine = 'macvlan %s' % resource_label(*key)
+        had = set((before or {}).get('addresses') or []) if before and _lower_name(before) == lower_name else set()
+        for cidr in after.get('addresses') or []:
+            addr = ipaddress.ip_interface(cidr).ip
+            holder = segment.get(addr)
+            if cidr not in had and holder not in (None, mine):
+                raise ConflictError('%s: addresses %s: %s is already held on the segment of %s by %s; one address '
+                                    'has one holder there' % (res, cidr, addr, lower_name, holder),
+                                    res, 'addresses', cidr)
+        keep = set(ipaddress.ip_interface(cidr).ip for cidr in after.get('addresses') or [])
+        for addr in [a for a, holder in segment.items() if holder == mine and a not in keep]:
+            del segment[addr]  # given up by this call
+        for addr in keep:
+            segment.setdefault(addr, mine)
 
     def _macvlans_on(self, index):
         """(namespace id, name, mode) of the macvlans whose lower link is
@@ -392,7 +430,8 @@ class MacvlanKind(ResourceKind):
                     if link['kind'] == 'macvlan' and link['link'] is not None \
                             and (link['link_netnsid'] is None) == (ident == home):
                         self._lowers.setdefault(link['link'], []).append(
-                            (ident, link['name'], (link.get('macvlan') or {}).get('mode'), link['mac']))
+                            (ident, link['name'], (link.get('macvlan') or {}).get('mode'), link['mac'],
+                             (spec, link['index'], _parse_hint(link['alias']) is not None)))
         return self._lowers.get(index, [])
 
     # -- 802.1Q parent ------------------------------------------------------

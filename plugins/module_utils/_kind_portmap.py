@@ -226,6 +226,17 @@ class PortmapKind(ResourceKind):
             if value is not None and not isinstance(value, bool):
                 raise ValidationError('%s: %s %r must be true or false' % (res, flag, value), res, flag, value)
             out['_' + flag] = bool(value)
+        hint = item.get('bridge')
+        if hint is not None:
+            if not isinstance(hint, dict) or not hint.get('name'):
+                raise ValidationError('%s: bridge %r must be a dict with a name (and ports)' % (res, hint),
+                                      res, 'bridge', hint)
+            ports = hint.get('ports') or []
+            if not isinstance(ports, list):
+                raise ValidationError('%s: bridge.ports %r must be a list of port names' % (res, ports),
+                                      res, 'bridge.ports', ports)
+            out['_bridge'] = {'name': v.ifname(hint['name'], res, 'bridge.name'),
+                              'ports': [v.ifname(p, res, 'bridge.ports') for p in ports]}
         if out['host_port'] == 'auto' and (out['destination'] is None or out['port'] is None):
             raise ValidationError('%s: host_port auto needs destination and port (they identify the mapping)'
                                   % res, res, 'host_port', 'auto')
@@ -347,7 +358,13 @@ class PortmapKind(ResourceKind):
         res = self._res(after)
         version = _version_of(after)
         self._check_clash(key, after, res)
-        ops = self.nft.forwarding_ops(netns, {version}, res)
+        if self._bridge_to_come(netns, after, version):
+            # Check mode: the bridge task before this one in the play makes
+            # the destination's bridge and turns forwarding on for its
+            # families (the caller's bridge hint says so).
+            ops = []
+        else:
+            ops = self.nft.forwarding_ops(netns, {version}, res)
         want = mapping_elements(after)
         have = set((before or {}).get('_elements') or ())
         if want != have:
@@ -492,13 +509,15 @@ class PortmapKind(ResourceKind):
         if not self.kernel.exists(netns):
             return []
         dest = ipaddress.ip_address(after['destination'])
-        bridge = None
-        for element in self.nft.tables(netns).elements(INET, 'bridge_nets%d' % version):
-            if dest in ipaddress.ip_network(element.key[1]):
-                bridge = element.key[0]
-                break
+        bridge = self._managed_bridge(netns, after, version)
         link = None if bridge is None else self.kernel.link(netns, bridge)
-        if link is None:
+        # Check mode, the bridge and its ports made by earlier tasks of the
+        # play: what they will be, as the caller (a role) says.
+        hint = after.get('_bridge') if self.ctx.check_mode else None
+        if link is None and hint is not None:
+            bridge = hint['name']
+            link = self.kernel.link(netns, bridge)
+        if link is None and hint is None:
             if self.ctx.check_mode:
                 # On a fresh host the bridge is made by an earlier task of the
                 # play: say so once for the call, not "no bridge" per mapping.
@@ -509,21 +528,45 @@ class PortmapKind(ResourceKind):
                                'hostnet.provision.bridge: the port is reachable from outside, but not via the '
                                'host\'s 127.0.0.1 nor from endpoints of its own network (hairpin)' % (res, dest))
             return []
-        if (netns or '', link['index']) in self._hairpin_bridges:
+        if (netns or '', bridge) in self._hairpin_bridges:
             return []  # every port of this bridge was looked at for an earlier mapping
-        self._hairpin_bridges.add((netns or '', link['index']))
+        self._hairpin_bridges.add((netns or '', bridge))
         modes = self._hairpin_modes(netns, res)
+        names = []
+        if link is not None:
+            names = [port['name'] for port in self._managed_ports(netns, link['index'])
+                     if not modes.get(port['index'])]
+        if hint is not None and hint['name'] == bridge:
+            # Ports that do not exist yet start with hairpin off.
+            links = self.kernel.links(netns, res)
+            names.extend(name for name in hint['ports'] if name not in links)
         ops = []
-        for port in self._managed_ports(netns, link['index']):
-            if modes.get(port['index']):
+        for name in sorted(set(names)):
+            if (netns or '', name) in self._hairpin_planned:
                 continue
-            if (netns or '', port['name']) in self._hairpin_planned:
-                continue
-            self._hairpin_planned.add((netns or '', port['name']))
-            ops.append(Op(res, 'enable hairpin mode on port %s of bridge %s' % (port['name'], bridge),
-                          self._set_hairpin(netns, port['name'], 1, res),
-                          self._set_hairpin(netns, port['name'], 0, res)))
+            self._hairpin_planned.add((netns or '', name))
+            ops.append(Op(res, 'enable hairpin mode on port %s of bridge %s' % (name, bridge),
+                          self._set_hairpin(netns, name, 1, res),
+                          self._set_hairpin(netns, name, 0, res)))
         return ops
+
+    def _managed_bridge(self, netns, mapping, version):
+        """The managed bridge whose subnet holds the destination (from the
+        table's bridge_nets set), or None."""
+        dest = ipaddress.ip_address(mapping['destination'])
+        for element in self.nft.tables(netns).elements(INET, 'bridge_nets%d' % version):
+            if dest in ipaddress.ip_network(element.key[1]):
+                return element.key[0]
+        return None
+
+    def _bridge_to_come(self, netns, mapping, version):
+        """Check mode with a bridge hint whose bridge is not made yet."""
+        if not self.ctx.check_mode or mapping.get('_bridge') is None:
+            return False
+        if not self.kernel.exists(netns):
+            return True
+        return self._managed_bridge(netns, mapping, version) is None and \
+            self.kernel.link(netns, mapping['_bridge']['name']) is None
 
     def _managed_ports(self, netns, bridge_index):
         """The managed ports of a bridge by name, listed once per bridge and run

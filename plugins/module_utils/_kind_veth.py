@@ -14,6 +14,8 @@ against the kernel (each end's peer index must be the other's index).
 
 from __future__ import annotations
 
+import ipaddress
+
 from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
@@ -67,6 +69,13 @@ def _parse_hint(alias):
 class VethKind(ResourceKind):
     label = 'veth'
     list_fields = ('addresses',)
+
+    def __init__(self, kernel, ctx):
+        super().__init__(kernel, ctx)
+        # (namespace id, bridge index) -> {address: (holder key, holder text)}
+        # on that bridge, read once when a pair of the call is planned on it.
+        self._segments = {}
+        self._leaving = set()  # (namespace id, name) of pairs this call deletes
 
     # -- input ------------------------------------------------------------
 
@@ -212,6 +221,7 @@ class VethKind(ResourceKind):
         kernel = self.kernel
         host = LinkRef(kernel, netns, name, res)
         if after is None:
+            self._leaving.add((_nsfs.namespace_id(netns), name))
             old = public(before)
             # Undone by building the pair again as it was (not when its peer was lost already).
             return self._icc_ops(netns, name, before, None, res) + [
@@ -233,6 +243,7 @@ class VethKind(ResourceKind):
                               after['peer'].get('routes'), res, 'peer.gateway', 'peer.routes')
         self._check_refs(res, netns, after, creating=before is None)
         self._check_clash(res, netns, before, after)
+        self._check_segment(res, key, before, after)
         if before is None:
             ops.append(Op(res, 'create veth %s with peer %s in %s' % (
                 resource_label(netns, name), after['peer']['name'], _nsfs.spec_label(after['peer']['netns'])),
@@ -280,6 +291,59 @@ class VethKind(ResourceKind):
         near = [(netns, after['name']), (ap['netns'], ap['name'])] + \
             ([(netns, after['bridge'])] if after.get('bridge') else [])
         _clash.check(self.kernel, res, entries, near, after.get('_allow_route_overlap'))
+
+    def _check_segment(self, res, key, before, after):
+        """Refuse a peer address that the bridge itself, the peer of another
+        managed pair on the same bridge, or an earlier pair of this call
+        there already holds: one address, one holder on the bridge. Only the
+        addresses this pair adds there are checked; only the bridges of this
+        call are read (their ports' peers once each)."""
+        netns, bridge = key[0], after.get('bridge')
+        link = self.kernel.link(netns, bridge) if bridge else None
+        if link is None or link['kind'] != 'bridge':
+            return  # no bridge, or check mode: made earlier in the play
+        segment = self._segment(netns, link)
+        mine = (_nsfs.namespace_id(netns), key[1])
+        peer = after['peer']
+        same = before is not None and before.get('bridge') == bridge and \
+            _nsfs.same_namespace(before['peer']['netns'], peer['netns'])
+        had = set(before['peer'].get('addresses') or []) if same else set()
+        for cidr in peer.get('addresses') or []:
+            holder = segment.get(ipaddress.ip_interface(cidr).ip)
+            if cidr not in had and holder is not None and holder[0] != mine:
+                raise ConflictError('%s: peer.addresses %s: %s is already held on bridge %s by %s; one address has '
+                                    'one holder there' % (res, cidr, ipaddress.ip_interface(cidr).ip, bridge,
+                                                          holder[1]), res, 'peer.addresses', cidr)
+        keep = set(ipaddress.ip_interface(cidr).ip for cidr in peer.get('addresses') or [])
+        for addr in [a for a, holder in segment.items() if holder[0] == mine and a not in keep]:
+            del segment[addr]  # given up by this pair
+        text = 'veth %s (peer %s in %s)' % (resource_label(netns, key[1]), peer['name'],
+                                            _nsfs.spec_label(peer['netns']))
+        for addr in keep:
+            segment.setdefault(addr, (mine, text))
+
+    def _segment(self, netns, bridge):
+        """Who holds which address on ``bridge`` now: the bridge and the
+        peers of the managed pairs on it (read once per bridge and run)."""
+        ident = _nsfs.namespace_id(netns)
+        segment = self._segments.get((ident, bridge['index']))
+        if segment is not None:
+            return segment
+        segment = self._segments[(ident, bridge['index'])] = {}
+        for cidr in self.kernel.addresses(netns, bridge['index']):
+            segment[ipaddress.ip_interface(cidr).ip] = (None, 'the bridge itself')
+        for port in sorted(self.kernel.links(netns).values(), key=lambda l: l['name']):
+            hint = _parse_hint(port['alias']) if port['master'] == bridge['index'] else None
+            if hint is None or port['kind'] != 'veth' or (ident, port['name']) in self._leaving:
+                continue
+            peer = self._find_peer(port, hint)
+            if peer is None:
+                continue
+            text = 'veth %s (peer %s in %s)' % (resource_label(netns, port['name']), hint[0],
+                                                _nsfs.spec_label(hint[1]))
+            for cidr in self.kernel.addresses(hint[1], peer['index']):
+                segment.setdefault(ipaddress.ip_interface(cidr).ip, ((ident, port['name']), text))
+        return segment
 
     def _restore(self, key, old):
         """Undo of a recreate's delete: build the old pair again, as it was

@@ -35,8 +35,9 @@ import ipaddress
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
-from ansible_collections.hostnet.provision.plugins.module_utils._errors import ValidationError
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import ConflictError, ValidationError
 from ansible_collections.hostnet.provision.plugins.module_utils._kinds import KINDS
 
 __all__ = ['PlanError', 'plan_networks', 'plan_overlay', 'overlay_forwarding', 'overlay_mac', 'overlay_underlay',
@@ -187,13 +188,17 @@ def _check_with_kinds(derived, problems):
     for kind_name, entries in derived.items():
         kind = KINDS[kind_name](None, None)
         items, origins = [], []
+        count = 0
         for where, config in entries:
             try:
-                items.append(kind.normalize(config))
-                origins.append(where)
+                # portmap: a dual-stack mapping is two, one per family.
+                for one in (kind.expand([config]) if hasattr(kind, 'expand') else [config]):
+                    count += 1
+                    items.append(kind.normalize(one))
+                    origins.append(where)
             except ValidationError as err:
                 problems.add(where, _reason(err))
-        if len(items) != len(entries):
+        if len(items) != count or any(where not in origins for where, _config in entries):
             continue  # check_all compares normalised items only
         try:
             kind.check_all(items)
@@ -267,16 +272,21 @@ def plan_networks(networks, facts=None, prefix='br-', veth_prefix='ve', defaults
     own_bridges = set(n['bridge'] for n in nets)
     _check_bridges_unique(nets, problems)
     _check_overlaps(present, problems)
-    _check_host_routes(present, facts, own_bridges, problems)
+    checked = [n for n in present if not n.get(_clash.OVERRIDE)]
+    if _clash_facts(facts) is None:
+        _check_host_routes(checked, facts, own_bridges, problems)
     _check_foreign_bridges(present, facts, own_bridges, problems)
     for net in present:
         _assign_addresses(net, facts, problems)
+    _check_clash(checked, facts, problems)
     _check_endpoints_across_networks(present, problems)
     _check_foreign_namespaces(present, facts, problems)
     ports = _check_ports(present, problems)
     if problems:
         raise PlanError(list(problems))
     out, derived, wanted = _derive(nets, ports, facts, veth_prefix)
+    # The address families the networks use: the sysctls the role keeps on.
+    out['families'] = sorted(set(s['net'].version for n in present for s in n['subnets']))
     _check_with_kinds(derived, problems)
     _check_names_free(wanted, facts, problems)
     if problems:
@@ -296,7 +306,7 @@ def _normalize_network(raw, index, defaults, prefix, problems):
     net['state'] = raw.get('state') or 'present'
     if raw.get('egress') is not None:  # tenant_networks' word for masquerade
         net['masquerade'] = raw['egress']
-    for field in ('masquerade', 'icc', 'isolated', 'host_access', 'purge'):
+    for field in ('masquerade', 'icc', 'isolated', 'host_access', 'purge', _clash.OVERRIDE):
         net[field] = _as_bool(net.get(field), where, field, problems)
     if net.get('mtu') is not None:
         net['mtu'] = _as_int(net['mtu'])
@@ -413,6 +423,54 @@ def _check_host_routes(nets, facts, own_bridges, problems, label='network'):
                     problems.add('%s %s' % (label, net['name']),
                                  '%s %s collides with the host route %s%s%s; using it would cut the host off '
                                  'from that network' % (sub['field'], sub['net'], route['dest'], via, dev))
+
+
+def _clash_facts(facts):
+    """The host namespace's routing as the clash check reads it (net_info's
+    ``clash`` section), or None when it was not gathered."""
+    return ((facts or {}).get('clash') or {}).get('')
+
+
+def _check_clash(nets, facts, problems):
+    """The modules' clash check (one set of rules, see _clash), made on the
+    controller before the first change: every bridge subnet and endpoint
+    address the role adds, against the host's routes in every table, its
+    policy rules, its default gateways and the address the controller
+    connects from. Like the modules, only what is not in place yet is
+    checked; ``allow_route_overlap: true`` on a network skips it."""
+    routing = _clash_facts(facts)
+    if routing is None:
+        return
+    in_place = dict((b['name'], set(b.get('addresses') or []))
+                    for b in ((facts or {}).get('managed') or {}).get('bridge', []) if not b.get('netns'))
+    existing = _existing_endpoints(facts)
+    for net in nets:
+        where = 'network %s' % net['name']
+        view = _clash.View(routing, near=[net['bridge']], label='the host', owner='network')
+        refused = set()
+        for sub in net['subnets']:
+            if '%s/%d' % (sub['gateway'], sub['net'].prefixlen) in in_place.get(net['bridge'], ()):
+                continue
+            try:
+                _clash.check_entry(view, where, sub['field'], str(sub['net']), text=str(sub['net']))
+            except ConflictError as err:
+                problems.append(str(err))
+                refused.add(sub['net'])
+        for ep in net['endpoints']:
+            if ep['state'] != 'present':
+                continue
+            have = existing.get((ep['name'], net['bridge']), {}).get('addresses', [])
+            for cidr in ep.get('_addresses', []):
+                network = ipaddress.ip_interface(cidr).network
+                if cidr in have or network in refused:
+                    continue  # in place already, or its subnet is refused above
+                field = 'address6' if network.version == 6 and any(
+                    s['field'] == 'subnet6' and s['net'] == network for s in net['subnets']) else 'address'
+                try:
+                    _clash.check_entry(view, '%s endpoint %s' % (where, ep['name']), field, cidr,
+                                       text=cidr)
+                except ConflictError as err:
+                    problems.append(str(err))
 
 
 def _check_foreign_bridges(nets, facts, own_bridges, problems):
@@ -573,6 +631,7 @@ def _check_ports(nets, problems):
                 if span:
                     published.append((entry['protocol'], entry.get('host_ip'), span, owner))
                 entry['_where'] = 'network %s endpoint %s' % (net['name'], ep['name'])
+                entry['_bridge'] = net['bridge']
                 ports.append(entry)
     return ports
 
@@ -616,6 +675,12 @@ def _port_entry(net, ep, port, problems):
              'port': _as_int(port['port'])}
     if host_ip:
         entry['host_ip'] = host_ip
+    elif str(host_port).strip() != 'auto':
+        # A dual-stack endpoint is published over both families (the IPv6
+        # address as destination6: portmap makes one mapping per family).
+        dest6 = next((a for a in ep.get('_addresses', []) if ipaddress.ip_interface(a).version == 6), None)
+        if dest6 is not None and ipaddress.ip_interface(dest).version == 4:
+            entry['destination6'] = dest6.split('/')[0]
     return entry
 
 
@@ -656,6 +721,8 @@ def _derive(nets, ports, facts, veth_prefix):
             for field in ('mtu', 'masquerade', 'icc', 'isolated', 'host_access'):
                 if net.get(field) is not None:
                     bridge[field] = net[field]
+            if net.get(_clash.OVERRIDE):
+                bridge[_clash.OVERRIDE] = True
             out['bridges'].append(bridge)
             derived['bridge'].append((where, bridge))
             wanted.append((where, 'bridge', net['bridge'], 'bridge'))
@@ -682,6 +749,8 @@ def _derive(nets, ports, facts, veth_prefix):
             veth = {'name': host_if, 'bridge': net['bridge'], 'peer': peer}
             if net.get('mtu'):
                 veth['mtu'] = net['mtu']
+            if net.get(_clash.OVERRIDE):
+                veth[_clash.OVERRIDE] = True
             out['veths'].append(veth)
             derived['veth'].append((ep_where, veth))
             wanted.append((ep_where, 'host_interface', host_if, 'veth'))
@@ -710,8 +779,17 @@ def _derive(nets, ports, facts, veth_prefix):
     # A namespace goes only when no endpoint that stays is in it.
     staying = set((v.get('peer') or {}).get('netns') for v in _managed_veths(facts) if v['name'] not in removed_veths)
     out['netns_absent'] = [n for n in out['netns_absent'] if n['name'] not in staying]
+    # Each bridge's ports once the veth task has run: portmap predicts
+    # their hairpin mode in check mode from them, before they exist.
+    bridge_ports = {}
+    for veth in _managed_veths(facts):
+        if veth['name'] not in removed_veths and veth.get('bridge'):
+            bridge_ports.setdefault(veth['bridge'], set()).add(veth['name'])
+    for veth in out['veths']:
+        bridge_ports.setdefault(veth['bridge'], set()).add(veth['name'])
     for port in ports:
         public = _public(port)
+        public['bridge'] = {'name': port['_bridge'], 'ports': sorted(bridge_ports.get(port['_bridge'], ()))}
         out['ports'].append(public)
         derived['portmap'].append((port['_where'], public))
     # Published ports of these endpoints that are no longer wanted.

@@ -41,10 +41,13 @@ options:
     type: list
     elements: str
   gather:
-    description: What to read; leave out what you do not need, it is faster on hosts with many endpoints.
+    description:
+      - What to read; leave out what you do not need, it is faster on hosts with many endpoints.
+      - V(clash) (not read by default) is what the clash check of the modules that add addresses and routes
+        decides on, as plain data; the roles read it to make the same check before their first change.
     type: list
     elements: str
-    choices: [namespaces, links, addresses, routes, managed]
+    choices: [namespaces, links, addresses, routes, managed, clash]
     default: [namespaces, links, addresses, routes, managed]
   process_namespaces:
     description:
@@ -107,6 +110,19 @@ net_info:
       type: dict
       sample: {'web': [{'dest': 'default', 'via': '198.51.100.1', 'dev': 'eth0', 'metric': null,
                'proto': 104, 'managed': true}]}
+    clash:
+      description:
+        - Per namespace, what the clash check decides on; only when asked for in O(gather).
+        - C(routes) are the routes of every table but C(local) (unicast, blackhole, unreachable, prohibit), with
+          C(managed) true for the collection's own (its protocol, or on a link it manages); C(rules) are the
+          policy routing rules with a C(from) or C(to) selector; C(management_address) is the address the
+          controller connects from (the first field of C(SSH_CONNECTION) as the module sees it), in the
+          module's own namespace only, else null.
+      type: dict
+      sample: {'': {'routes': [{'dest': '0.0.0.0/0', 'via': '203.0.113.1', 'dev': 'eth0', 'table': 254,
+               'type': 'unicast', 'managed': false}],
+               'rules': [{'from': '198.18.40.0/24', 'to': null, 'priority': 32765, 'table': 100}],
+               'management_address': '203.0.113.7'}}
     managed:
       description: Per module name, the resources the collection manages, in that module's C(config) shape.
       type: dict
@@ -123,7 +139,7 @@ def main():
         argument_spec=dict(
             netns=dict(type='list', elements='str'),
             gather=dict(type='list', elements='str', default=['namespaces', 'links', 'addresses', 'routes', 'managed'],
-                        choices=['namespaces', 'links', 'addresses', 'routes', 'managed']),
+                        choices=['namespaces', 'links', 'addresses', 'routes', 'managed', 'clash']),
             process_namespaces=dict(type='bool', default=False),
         ),
         supports_check_mode=True,

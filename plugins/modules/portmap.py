@@ -95,6 +95,27 @@ options:
           - V(true) publishes it anyway (with a warning); whichever rule runs first takes the connections.
         type: bool
         default: false
+      bridge:
+        description:
+          - For check mode on a host where an earlier task of the same play makes the destination's bridge
+            and its ports (a role does this) - the bridge the destination will be behind and the names of
+            its managed ports, so that check mode predicts the hairpin mode those ports get.
+          - While that bridge does not exist yet, check mode also takes it that the task making it turns
+            forwarding on for its address families (M(hostnet.provision.bridge) with O(enable_forwarding)),
+            and predicts no forwarding change of its own.
+          - Used in check mode only, and only for what the kernel does not show yet; a real run always reads
+            the bridge and its ports from the kernel. Not part of the mapping (not returned, not compared).
+        type: dict
+        suboptions:
+          name:
+            description: The bridge's name.
+            type: str
+            required: true
+          ports:
+            description: Its managed ports (veth host ends) once the earlier tasks have made them.
+            type: list
+            elements: str
+            default: []
       netns:
         description:
           - Namespace whose nftables table holds the mapping (the namespace that plays the host, where the
@@ -262,6 +283,10 @@ def main():
                 destination6=dict(type='str'),
                 port=dict(type='int'),
                 netns=dict(type='str'),
+                bridge=dict(type='dict', options=dict(
+                    name=dict(type='str', required=True),
+                    ports=dict(type='list', elements='str', default=[]),
+                )),
                 assigned_port=dict(type='int'),
                 allow_listening=dict(type='bool', default=False),
                 allow_foreign_dnat=dict(type='bool', default=False),

@@ -11,7 +11,8 @@ import pytest
 
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_macvlan import vlan_link_name
 
-from helpers import addresses, default_gateways, link, ping, quartet, run_module, sh, sys_class_net, wait_for
+from helpers import (addresses, default_gateways, kernel_snapshot, link, ping, quartet, run_module, sh, snapshot_diff,
+                     sys_class_net, wait_for)
 
 TAG = 'hostnet.provision macvlan parent=nic0'
 
@@ -255,3 +256,27 @@ def test_failed_overridden_call_puts_deleted_endpoints_back(lan):
     assert sorted(addresses('mv-old')) == ['2001:db8:113::12/64', '203.0.113.12/24']
     assert sorted(sys_class_net('ns-b')) == ['fgn0', 'fgn1', 'lo']
     assert run_module('macvlan', config=[old])['changed'] is False
+
+
+def test_an_address_held_on_the_segment_is_refused_before_any_change(lan):
+    """One address, one holder on a parent's segment: another managed
+    macvlan, the parent itself, or another macvlan of the same call."""
+    sh('ip', 'addr', 'add', '203.0.113.254/24', 'dev', 'nic0')
+    run_module('macvlan', config=[lan[0]])
+    run_module('netns', config=[{'name': 'ns-c'}])
+    before = kernel_snapshot()
+    result = run_module('macvlan', fail=True, config=[endpoint('ns-c', 12, addresses=['203.0.113.10/25'])])
+    assert snapshot_diff(before, kernel_snapshot()) == []
+    assert result['field'] == 'addresses' and result['value'] == '203.0.113.10/25'
+    assert 'already held on the segment of nic0 by macvlan eth0@ns-a' in result['msg'], result['msg']
+    result = run_module('macvlan', fail=True, config=[endpoint('ns-c', 12, addresses=['203.0.113.254/24'])])
+    assert 'by its parent nic0' in result['msg']
+    # Within one call.
+    before = kernel_snapshot()
+    result = run_module('macvlan', fail=True, config=[lan[1], endpoint('ns-c', 12, addresses=[
+        '203.0.113.12/24', '2001:db8:113::11/64'])])
+    assert snapshot_diff(before, kernel_snapshot()) == []
+    assert 'macvlan eth0@ns-c' in result['msg'] and 'by macvlan eth0@ns-b' in result['msg'], result['msg']
+    # The endpoints' own addresses again: no clash.
+    assert run_module('macvlan', config=lan)['changed'] is True
+    assert run_module('macvlan', config=lan)['changed'] is False

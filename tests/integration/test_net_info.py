@@ -79,3 +79,27 @@ def test_namespace_that_does_not_exist_fails_naming_it():
     # What exists still reads.
     info = run_module('net_info', netns=['ni-a', 'pid:%d' % os.getpid(), ''], gather=['links'])['net_info']
     assert [l['name'] for l in info['links']['ni-a']] == ['lo', 'eth0']
+
+
+def test_clash_section_is_what_the_clash_check_decides_on(monkeypatch):
+    """gather: [clash]: routes of every table, policy rules, the controller's
+    address from SSH_CONNECTION as the module sees it (host namespace only)."""
+    build()
+    sh('ip', 'link', 'set', 'foreign0', 'up')
+    sh('ip', 'route', 'add', '198.18.50.0/24', 'dev', 'foreign0', 'table', '100')
+    sh('ip', 'route', 'add', 'blackhole', '198.18.51.0/24', 'table', '100')
+    sh('ip', 'rule', 'add', 'priority', '1000', 'from', '198.18.40.0/24', 'lookup', '100')
+    monkeypatch.setenv('SSH_CONNECTION', '203.0.113.7 50022 203.0.113.1 22')
+    info = run_module('net_info', netns=['', 'ni-a'], gather=['clash'])['net_info']
+    assert set(info) == {'clash'}
+    host, endpoint = info['clash'][''], info['clash']['ni-a']
+    assert host['management_address'] == '203.0.113.7' and endpoint['management_address'] is None
+    routes = dict(((r['dest'], r['table']), r) for r in host['routes'])
+    assert routes[('198.18.50.0/24', 100)] == {'dest': '198.18.50.0/24', 'via': None, 'dev': 'foreign0', 'table': 100,
+                                               'type': 'unicast', 'managed': False}
+    assert routes[('198.18.51.0/24', 100)]['type'] == 'blackhole'
+    assert routes[('198.51.100.0/24', 254)]['dev'] == 'ni-br0' and routes[('198.51.100.0/24', 254)]['managed']
+    assert {'from': '198.18.40.0/24', 'to': None, 'priority': 1000, 'table': 100} in host['rules']
+    assert ('0.0.0.0/0', 254) in dict(((r['dest'], r['table']), r) for r in endpoint['routes'])
+    # Not read unless asked for.
+    assert 'clash' not in run_module('net_info', netns=[''])['net_info']

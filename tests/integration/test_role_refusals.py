@@ -67,7 +67,7 @@ def _playbook(cases, workdir):
             tasks.append(_command('Before %s' % case['id'], [sys.executable, snap, os.path.join(workdir, case['id'] + '.before')]))
         variables = dict(TABLE.get('defaults', {}).get(case['role'], {}))
         variables.update(case.get('vars') or {})
-        tasks.append({'name': 'Case %s' % case['id'], 'block': [
+        block = {'name': 'Case %s' % case['id'], 'block': [
             {'name': 'Role %s' % case['role'], 'ansible.builtin.include_role': {'name': 'hostnet.provision.' + case['role']},
              'vars': variables},
             {'name': 'Accepted', 'ansible.builtin.set_fact': {
@@ -76,7 +76,12 @@ def _playbook(cases, workdir):
             {'name': 'Refused', 'ansible.builtin.set_fact': {
                 'role_refusals': "{{ role_refusals | combine({%r: {'failed': true, 'msg': ansible_failed_result.msg}}) }}"
                                  % case['id']}},
-        ]})
+        ]}
+        if case.get('environment'):
+            # Seen by the modules the role runs (a local connection passes
+            # the task's environment, e.g. SSH_CONNECTION, to them).
+            block['environment'] = case['environment']
+        tasks.append(block)
         after = os.path.join(workdir, case['id'] + '.after')
         tasks.append(_command('After %s' % case['id'], [sys.executable, snap, after]))
         # Without a teardown, the next case starts from this state: its

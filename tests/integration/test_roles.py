@@ -112,12 +112,13 @@ def ping_ok(lab, host, netns, address):
     return on(lab, host, *(cmd + ['ping', '-c', '1', '-W', '2', address]), check=False).returncode == 0
 
 
-def serve(lab, host, netns, port):
-    """A TCP listener inside NETNS on HOST (it dies with the lab host)."""
+def serve(lab, host, netns, port, dual=False):
+    """A TCP listener inside NETNS on HOST (it dies with the lab host);
+    ``dual``: on IPv6 and IPv4 both."""
     cmd = ['ip', 'netns', 'exec', netns] if netns else []
     env = dict(os.environ, HOSTNET_LAB_DIR=lab)
-    subprocess.Popen(['bash', LAB_SH, 'exec', host] + cmd + ['socat', 'TCP-LISTEN:%d,fork,reuseaddr' % port,
-                                                             'SYSTEM:echo hostnet'],
+    listen = ('TCP6-LISTEN:%d,fork,reuseaddr,ipv6only=0' if dual else 'TCP-LISTEN:%d,fork,reuseaddr') % port
+    subprocess.Popen(['bash', LAB_SH, 'exec', host] + cmd + ['socat', listen, 'SYSTEM:echo hostnet'],
                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _attempt in range(50):  # bounded wait for the listener
         if on(lab, host, *(cmd + ['ss', '-Hltn', 'sport = :%d' % port])).stdout.strip():
@@ -142,7 +143,9 @@ def test_bridge_network_publishes_masquerades_and_removes_exactly(lab_dir):
     assert not tcp_ok(lab, 'lab2', None, '198.51.100.2', 80)      # direct access: not published
     # Egress: lab2 has no route back to 198.51.100.0/25, so an answer proves masquerade.
     assert ping_ok(lab, 'lab1', 'web1', UNDERLAY['lab2'])
-    assert on(lab, 'lab1', 'cat', '/etc/sysctl.d/60-hostnet-provision.conf').stdout.count('forward') == 2
+    # Persistent forwarding for the families in use only: this network is IPv4 only.
+    sysctl = on(lab, 'lab1', 'cat', '/etc/sysctl.d/60-hostnet-provision.conf').stdout
+    assert 'net.ipv4.ip_forward = 1' in sysctl and 'ipv6' not in sysctl, sysctl
 
     # A port dropped from the list is unpublished; an endpoint marked absent goes.
     smaller = dict(WEB, endpoints=[{'name': 'web1'}, {'name': 'web2', 'state': 'absent'}])
@@ -156,6 +159,39 @@ def test_bridge_network_publishes_masquerades_and_removes_exactly(lab_dir):
     assert rc == 0, out[-3000:]
     assert links(lab, 'lab1') == ['eth0', 'lo']
     assert ip_json(lab, 'lab1', 'netns', 'list') == []
+
+
+def tcp_answer(lab, host, address, port):
+    """What a bounded socat TCP client on HOST reads from ADDRESS:PORT (either family)."""
+    target = 'TCP6:[%s]:%d' % (address, port) if ':' in address else 'TCP4:%s:%d' % (address, port)
+    return on(lab, host, 'timeout', '5', 'socat', '-T', '3', '-', target + ',connect-timeout=2',
+              check=False).stdout.strip()
+
+
+def test_a_dual_stack_endpoint_is_published_over_both_families(lab_dir):
+    lab = lab_dir
+    v6 = {'lab1': '2001:db8:ff::11', 'lab2': '2001:db8:ff::12'}
+    for host, address in v6.items():
+        on(lab, host, 'ip', '-6', 'addr', 'add', address + '/64', 'dev', 'eth0', 'nodad')
+    net = {'name': 'dual', 'subnet': '198.51.100.128/26', 'subnet6': '2001:db8:dd::/64', 'endpoints': [
+        {'name': 'd1', 'ports': [{'host_port': 8090, 'port': 80}]}]}
+    try:
+        converge(lab, 'bridge_network', ['lab1'], {'bridge_network_networks': [net]})
+        serve(lab, 'lab1', 'd1', 80, dual=True)
+        # From another host (namespace), to the host's own addresses: TCP over IPv6 and over IPv4.
+        assert tcp_answer(lab, 'lab2', v6['lab1'], 8090) == 'hostnet'
+        assert tcp_answer(lab, 'lab2', UNDERLAY['lab1'], 8090) == 'hostnet'
+        # Not an open door: a port not published is not answered over IPv6.
+        assert tcp_answer(lab, 'lab2', v6['lab1'], 8091) == ''
+        # Dual stack: both families are kept forwarding after a reboot.
+        sysctl = on(lab, 'lab1', 'cat', '/etc/sysctl.d/60-hostnet-provision.conf').stdout
+        assert 'net.ipv4.ip_forward = 1' in sysctl and 'net.ipv6.conf.all.forwarding = 1' in sysctl, sysctl
+    finally:
+        rc, _recap, out = play(lab, 'bridge_network', ['lab1'], {'bridge_network_networks': [dict(net, state='absent')]})
+        for host, address in v6.items():
+            on(lab, host, 'ip', '-6', 'addr', 'del', address + '/64', 'dev', 'eth0', check=False)
+    assert rc == 0, out[-3000:]
+    assert links(lab, 'lab1') == ['eth0', 'lo']
 
 
 def eth0_address(lab, host, netns):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import addresses, default_gateways, ip_json, link, ping, quartet, run_module, sh, sys_class_net
+from helpers import (addresses, default_gateways, ip_json, kernel_snapshot, link, ping, quartet, run_module, sh, snapshot_diff,
+                     sys_class_net)
 
 BRIDGE = {'name': 'hn-br0', 'addresses': ['198.51.100.1/24', '2001:db8:100::1/64']}
 
@@ -82,7 +83,7 @@ def test_replaced_sets_lists_exactly_and_routes(segment):
 def test_peer_move_is_a_recreate(segment):
     run_module('veth', config=segment)
     run_module('netns', config=[{'name': 'ns-c'}])
-    moved = endpoint('veth-a', 'ns-c', 10)
+    moved = endpoint('veth-a', 'ns-c', 10, allow_route_overlap=True)  # past the clash check
     result = run_module('veth', config=[moved])
     assert result['commands'][0] == 'delete veth veth-a to recreate it (peer eth0@ns-a becomes eth0@ns-c)'
     assert result['commands'][1] == 'create veth veth-a with peer eth0 in netns ns-c'
@@ -240,3 +241,32 @@ def test_failed_recreate_puts_the_old_pair_back(segment):
     assert link('veth-a')['master'] == 'hn-br0'
     assert ping('ns-a', '198.51.100.11')
     assert run_module('veth', config=segment)['changed'] is False
+
+
+def test_an_address_held_on_the_bridge_is_refused_before_any_change(segment):
+    """One address, one holder on a bridge: another managed pair's peer,
+    the bridge's own address, or another pair of the same call."""
+    run_module('veth', config=[segment[0]])
+    run_module('netns', config=[{'name': 'ns-c'}])
+    taken = endpoint('veth-c', 'ns-c', 12, peer={'addresses': ['198.51.100.10/24'], 'gateway': ['198.51.100.1']})
+    before = kernel_snapshot()
+    result = run_module('veth', fail=True, config=[taken])
+    assert snapshot_diff(before, kernel_snapshot()) == []
+    assert result['field'] == 'peer.addresses' and result['value'] == '198.51.100.10/24'
+    assert 'already held on bridge hn-br0 by veth veth-a (peer eth0 in netns ns-a)' in result['msg']
+    # The bridge's own address (the gateway), with another prefix length too.
+    gateway = endpoint('veth-c', 'ns-c', 12, peer={'addresses': ['198.51.100.1/25'], 'gateway': []})
+    result = run_module('veth', fail=True, config=[gateway])
+    assert 'already held on bridge hn-br0 by the bridge itself' in result['msg']
+    # Within one call: the second pair that takes the first one's new address.
+    twice = [endpoint('veth-b', 'ns-b', 11), endpoint('veth-c', 'ns-c', 12, peer={
+        'addresses': ['2001:db8:100::11/64'], 'gateway': []})]
+    before = kernel_snapshot()
+    result = run_module('veth', fail=True, config=twice)
+    assert snapshot_diff(before, kernel_snapshot()) == []
+    assert 'veth veth-c' in result['msg'] and 'by veth veth-b (peer eth0 in netns ns-b)' in result['msg']
+    # Another bridge is another segment; the pair's own address is no clash on a re-run.
+    run_module('bridge', config=[{'name': 'hn-br1', 'addresses': ['198.18.9.1/24']}])
+    other = endpoint('veth-c', 'ns-c', 12, bridge='hn-br1', peer={'addresses': ['198.51.100.10/24'], 'gateway': []})
+    assert run_module('veth', config=[other, segment[0]], state='merged')['changed'] is True
+    assert addresses('eth0', netns='ns-c') == ['198.51.100.10/24']

@@ -212,7 +212,8 @@ def test_strings_of_digits_are_numbers_like_the_modules_take_them():
     plan = plan_networks([dict(WEB, mtu='1400', endpoints=[{'name': 'w1', 'ports': [{'host_port': '8080',
                                                                                      'port': '80'}]}])])
     assert plan['bridges'][0]['mtu'] == 1400
-    assert plan['ports'] == [{'protocol': 'tcp', 'host_port': 8080, 'destination': '198.51.100.2', 'port': 80}]
+    assert plan['ports'] == [{'protocol': 'tcp', 'host_port': 8080, 'destination': '198.51.100.2', 'port': 80,
+                              'bridge': {'name': 'br-web', 'ports': ['veweb-w1']}}]
 
 
 # -- addresses are never given twice --
@@ -378,3 +379,83 @@ def test_the_report_shows_kept_endpoints():
     plan = plan_networks([dict(WEB, endpoints=[{'name': 'a'}])], facts(veths=[A_HELD, B_HELD]))
     lines = report_lines('h1', bridge_networks=plan['report'])
     assert any(line.split()[:2] == ['b', '198.51.100.3/24'] and 'kept (not listed' in line for line in lines), lines
+
+
+# -- the modules' clash check, made by the plan on net_info's `clash` data ------------------
+
+
+def clash_facts(routes=(), rules=(), mgmt=None, bridges=(), veths=()):
+    return {'clash': {'': {'routes': list(routes), 'rules': list(rules), 'management_address': mgmt}},
+            'managed': {'bridge': list(bridges), 'veth': list(veths)}}
+
+
+def _route(dest, table=254, via='203.0.113.1', dev='eth0', managed=False, kind='unicast'):
+    return {'dest': dest, 'via': via, 'dev': dev, 'table': table, 'type': kind, 'managed': managed}
+
+
+@pytest.mark.parametrize('info, fragments', [
+    (clash_facts(mgmt='198.51.100.7'),
+     ['network web: subnet 198.51.100.0/24 would cover 198.51.100.7', 'SSH_CONNECTION']),
+    (clash_facts(routes=[_route('198.51.100.0/25', table=100)]),
+     ['network web: subnet 198.51.100.0/24 overlaps the route 198.51.100.0/25 via 203.0.113.1 dev eth0 (table 100)']),
+    (clash_facts(rules=[{'from': '198.51.100.128/25', 'to': None, 'priority': 100, 'table': 100}]),
+     ['network web: subnet 198.51.100.0/24 overlaps the policy routing rule "100: from 198.51.100.128/25 lookup 100"']),
+    (clash_facts(routes=[_route('0.0.0.0/0', via='198.51.100.254')]),
+     ['subnet 198.51.100.0/24 would cover 198.51.100.254, the gateway of the host\'s default route']),
+    (clash_facts(routes=[_route('198.51.100.0/24', table=100, kind='blackhole', via=None, dev=None)]),
+     ['blackhole 198.51.100.0/24 (table 100)']),
+])
+def test_the_plan_makes_the_modules_clash_check(info, fragments):
+    with pytest.raises(PlanError) as err:
+        plan_networks([WEB], info)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+    assert 'allow_route_overlap: true on this network' in str(err.value)
+    # The override accepts it, and the modules are told the same.
+    plan = plan_networks([dict(WEB, allow_route_overlap=True)], info)
+    assert plan['bridges'][0]['allow_route_overlap'] is True
+    assert all(v['allow_route_overlap'] is True for v in plan['veths'])
+
+
+def test_the_clash_check_passes_what_is_ours_and_what_is_in_place():
+    ours = [_route('198.51.100.0/24', via=None, dev='br-web', managed=True),
+            _route('0.0.0.0/0', via='203.0.113.1'), _route('198.18.0.0/24', table=100)]
+    plan = plan_networks([WEB], clash_facts(routes=ours, mgmt='203.0.113.9'))
+    assert 'allow_route_overlap' not in plan['bridges'][0]
+    # An address in place is not checked again (only additions are, as in the modules).
+    bridge = {'name': 'br-web', 'addresses': ['198.51.100.1/24']}
+    veth = {'name': 'veweb-w1', 'bridge': 'br-web', 'peer': {'netns': 'w1', 'addresses': ['198.51.100.2/24']}}
+    info = clash_facts(routes=ours, mgmt='198.51.100.7', bridges=[bridge], veths=[veth])
+    with pytest.raises(PlanError) as err:
+        plan_networks([WEB], info)
+    # w1's address is in place; w2's is new and named.
+    assert 'network web endpoint w2: address 198.51.100.3/24 would cover 198.51.100.7' in str(err.value)
+    assert 'endpoint w1' not in str(err.value) and 'subnet 198.51.100.0/24' not in str(err.value)
+
+
+def test_the_plan_and_the_modules_decide_with_the_same_function(monkeypatch):
+    from ansible_collections.hostnet.provision.plugins.module_utils import _clash
+    calls = []
+    real = _clash.check_entry
+    monkeypatch.setattr(_clash, 'check_entry', lambda *a, **k: calls.append(a[1:3]) or real(*a, **k))
+    plan_networks([WEB], clash_facts())
+    assert calls == [('network web', 'subnet'), ('network web endpoint w1', 'address'),
+                     ('network web endpoint w2', 'address')]
+
+
+def test_a_dual_stack_endpoint_publishes_over_both_families_and_the_sysctl_families_follow():
+    net = {'name': 'dual', 'subnet': '198.51.100.0/24', 'subnet6': '2001:db8:5::/64', 'endpoints': [
+        {'name': 'd1', 'ports': [{'host_port': 8080, 'port': 80}, {'host_port': 8443, 'port': 443,
+                                                                   'host_ip': '198.18.0.1'},
+                                 {'host_port': 'auto', 'port': 22}]}]}
+    plan = plan_networks([net])
+    hint = {'name': 'br-dual', 'ports': ['vedual-d1']}
+    assert plan['ports'] == [
+        {'protocol': 'tcp', 'host_port': 8080, 'destination': '198.51.100.2', 'port': 80,
+         'destination6': '2001:db8:5::2', 'bridge': hint},
+        {'protocol': 'tcp', 'host_port': 8443, 'destination': '198.51.100.2', 'port': 443, 'host_ip': '198.18.0.1',
+         'bridge': hint},
+        {'protocol': 'tcp', 'host_port': 'auto', 'destination': '198.51.100.2', 'port': 22, 'bridge': hint}]
+    assert plan['families'] == [4, 6]
+    assert plan_networks([WEB])['families'] == [4]
+    assert plan_networks([dict(WEB, subnet='2001:db8:6::/64')])['families'] == [6]
