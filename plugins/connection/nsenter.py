@@ -96,7 +96,7 @@ EXAMPLES = r'''
 #           lab_underlay_ip: 198.18.0.11
 #       vars:
 #         ansible_connection: hostnet.provision.nsenter
-#         ansible_nsenter_lab_dir: /work/main/.cache/lab
+#         ansible_nsenter_lab_dir: /path/to/checkout/.cache/lab
 
 # A process of one's own, e.g. started with
 #   unshare --net --mount --uts --ipc --pid --fork --mount-proc sleep infinity

@@ -63,7 +63,7 @@ EXAMPLES = r'''
       - name: web
       - name: db
 
-- name: A router namespace between two bridges (seed 004)
+- name: A router namespace between two bridges
   hostnet.provision.netns:
     config:
       - name: router
