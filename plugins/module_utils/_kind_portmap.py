@@ -28,6 +28,7 @@ import ipaddress
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _conntrack
 from ansible_collections.hostnet.provision.plugins.module_utils import _hostports
+from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _procfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, resource_label
@@ -381,6 +382,8 @@ class PortmapKind(ResourceKind):
             if op is not None:
                 ops.append(op)
         if self.kernel.exists(netns):
+            if before is None or before.get('host_ip') != after.get('host_ip'):
+                self._check_host_ip(netns, after, res)
             if before is None or _claim(key, before)['ports'] != _claim(key, after)['ports'] or \
                     before.get('host_ip') != after.get('host_ip'):
                 self._check_others(netns, after, version, res)
@@ -395,6 +398,23 @@ class PortmapKind(ResourceKind):
         if key not in self._ruleset:
             self._ruleset[key] = _hostports.ruleset(netns, res)
         return self._ruleset[key]
+
+    def _check_host_ip(self, netns, after, res):
+        """A mapping on one host address needs an address this namespace has:
+        on any other the rule would never match (Docker refuses it too)."""
+        host_ip = after.get('host_ip')
+        if host_ip in (None, '') or ipaddress.ip_address(host_ip).is_unspecified:
+            return
+        for link in self.kernel.links(netns, res).values():
+            if any(cidr.split('/')[0] == host_ip for cidr in self.kernel.addresses(netns, link['index'], res)):
+                return
+        message = ('%s: host_ip %s is not an address of %s: the mapping would never match'
+                   % (res, host_ip, _nsfs.spec_label(netns)))
+        if self.ctx.check_mode:
+            # An earlier task of the play (a bridge's gateway) may add it.
+            self.ctx.warn('check mode: %s (assuming an earlier task adds it)' % message)
+            return
+        raise ValidationError(message, res, 'host_ip', host_ip)
 
     def _check_others(self, netns, after, version, res):
         """Refuse a host port that a host process listens on, or that another

@@ -59,6 +59,8 @@ options:
           - Omitted (or V(0.0.0.0) / V(::)), the port is published on every address of the destination's
             address family.
           - V(::1) is refused, because the Linux kernel does not DNAT IPv6 loopback traffic to another host.
+          - An address the namespace does not have is refused before any change (the mapping would never match);
+            in check mode it is a warning, as an earlier task of the play may add it.
         type: str
       destination:
         description:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import subprocess
 
 import pytest
@@ -91,7 +92,34 @@ def _setup(steps):
             run_module(step['module'], **step.get('params', {}))
 
 
+def _processes_here():
+    """PIDs of the processes in this network namespace (the sandbox's)."""
+    here = os.readlink('/proc/self/ns/net')
+    out = set()
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if os.readlink('/proc/%s/ns/net' % pid) == here:
+                out.add(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.fixture
+def no_leftover_processes():
+    """What a case's setup starts in the background (a listener) ends with
+    the case, so that it cannot hold a port of a later test."""
+    started = _processes_here()
+    yield
+    for pid in _processes_here() - started:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 @pytest.mark.parametrize('case', ALL)
+@pytest.mark.usefixtures('no_leftover_processes')
 def test_refused_without_a_trace(case):
     _setup(case.get('setup'))
     before = _steady(kernel_snapshot())
