@@ -9,6 +9,7 @@ network. This file refuses to run them anywhere else.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -69,6 +70,14 @@ def _wipe():
     for name in os.listdir('/sys/class/net'):
         if name != 'lo':
             subprocess.run(['ip', 'link', 'del', name], check=False, capture_output=True)
+    # Policy rules (tests add them; links going does not remove them): back
+    # to the kernel's own local, main and default rules.
+    for family in ('-4', '-6'):
+        out = subprocess.run(['ip', '-j', family, 'rule', 'show'], check=False, capture_output=True, text=True).stdout
+        for rule in json.loads(out) if out.strip() else []:
+            if rule.get('priority') not in (0, 32766, 32767):
+                subprocess.run(['ip', family, 'rule', 'del', 'priority', str(rule['priority'])],
+                               check=False, capture_output=True)
     subprocess.run(['rm', '-rf', '/run/hostnet'], check=False)
     shutil.rmtree(os.environ['HOSTNET_STATE_DIR'], ignore_errors=True)
     # nftables tables (ours and the ones tests make) live in the sandbox

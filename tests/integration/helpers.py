@@ -251,3 +251,14 @@ def snapshot_diff(before, after):
             else:
                 out.append('%s: %r -> %r' % (key, before.get(key), after.get(key)))
     return out
+
+
+def environ_for_lab(**extra):
+    """os.environ for what runs modules inside lab hosts (scripts/lab.sh,
+    ansible-playbook over the nsenter connection): without the in-process
+    tests' throwaway HOSTNET_STATE_DIR. Lab hosts keep their records in
+    their own /etc overlay; one shared /tmp directory would be written by
+    every lab host at once and wiped between tests."""
+    env = dict(os.environ, **extra)
+    env.pop('HOSTNET_STATE_DIR', None)
+    return env

@@ -22,6 +22,7 @@ import time
 import pytest
 
 from conftest import COLLECTIONS, REPO
+from helpers import environ_for_lab
 
 pytestmark = pytest.mark.lab
 
@@ -34,7 +35,7 @@ TEST_FILE = '/etc/hostnet-lab-test'
 
 def lab(lab_dir, *args, check=True, timeout=60):
     """Run scripts/lab.sh ARGS against LAB_DIR; return the CompletedProcess."""
-    env = dict(os.environ, HOSTNET_LAB_DIR=str(lab_dir), HOSTNET_LAB_PYTHON=sys.executable)
+    env = environ_for_lab(HOSTNET_LAB_DIR=str(lab_dir), HOSTNET_LAB_PYTHON=sys.executable)
     proc = subprocess.run(['bash', LAB_SH] + list(args), env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
     if check:
@@ -48,7 +49,7 @@ def status(lab_dir):
 
 def ansible(lab_dir, pattern, module, args=None, inventory=None):
     """Run an ad-hoc module through the lab's inventory (or INVENTORY); return {host: result} (from --tree)."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1')
+    env = environ_for_lab(ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1')
     binary = os.path.join(os.path.dirname(sys.executable), 'ansible')
     if not os.path.exists(binary):
         binary = os.path.join(REPO, '.venv', 'bin', 'ansible')
@@ -275,7 +276,7 @@ def test_a_dead_host_is_reported_then_rebuilt_and_cleaned(scratch_lab):
 
 
 def test_down_after_an_interrupted_up_cleans_everything(scratch_lab):
-    env = dict(os.environ, HOSTNET_LAB_DIR=str(scratch_lab), HOSTNET_LAB_PYTHON=sys.executable)
+    env = environ_for_lab(HOSTNET_LAB_DIR=str(scratch_lab), HOSTNET_LAB_PYTHON=sys.executable)
     with subprocess.Popen(['bash', LAB_SH, 'up', '3'], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL) as up:
         launcher = os.path.join(str(scratch_lab), 'hosts', 'lab2', 'launcher.pid')

@@ -20,6 +20,7 @@ import tempfile
 import pytest
 
 from conftest import REPO
+from helpers import environ_for_lab
 from test_roles import converge, ip_json, links, on, play
 
 from ansible_collections.hostnet.provision.plugins.module_utils._topology import overlay_mac
@@ -46,7 +47,7 @@ def endpoint(host, net):
 @pytest.fixture(scope='module')
 def lab_dir():
     with tempfile.TemporaryDirectory(prefix='hn-overlay-') as path:
-        env = dict(os.environ, HOSTNET_LAB_DIR=path, HOSTNET_LAB_PYTHON=sys.executable)
+        env = environ_for_lab(HOSTNET_LAB_DIR=path, HOSTNET_LAB_PYTHON=sys.executable)
         subprocess.run(['bash', LAB_SH, 'up', '3'], env=env, check=True, capture_output=True, timeout=120)
         try:
             yield path
@@ -87,7 +88,7 @@ def tcp_ok(lab, src, address, port):
 
 def serve6(lab, host, port):
     """A TCP listener on both families in HOST's endpoint (it dies with the lab)."""
-    env = dict(os.environ, HOSTNET_LAB_DIR=lab)
+    env = environ_for_lab(HOSTNET_LAB_DIR=lab)
     listener = in_ep(host, 'socat', 'TCP6-LISTEN:%d,fork,reuseaddr' % port, 'SYSTEM:echo hostnet')
     subprocess.Popen(['bash', LAB_SH, 'exec', host] + listener, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _attempt in range(50):  # bounded wait for the listener
@@ -97,10 +98,13 @@ def serve6(lab, host, port):
     pytest.fail('listener in %s ep-%s:%d did not start' % (host, host, port))
 
 
-def tunnel_packets(lab, host):
-    """VXLAN packets HOST's underlay received (the test's own nftables counter)."""
+def tunnel_packets(lab, host, which='all'):
+    """VXLAN packets HOST's underlay received (the test's own nftables
+    counters): ``all`` of them, or only those carrying an ICMP or ICMPv6
+    echo request/reply (``echo``)."""
     table = json.loads(on(lab, host, 'nft', '-j', 'list', 'table', 'inet', 'hn_test_count').stdout)
-    return sum(item['rule']['expr'][-1]['counter']['packets'] for item in table['nftables'] if 'rule' in item)
+    return sum(item['rule']['expr'][-1]['counter']['packets'] for item in table['nftables']
+               if 'rule' in item and item['rule'].get('comment') == which)
 
 
 def fdb(lab, host):
@@ -151,24 +155,37 @@ def test_one_mtu_dual_stack_and_unicast_to_one_vtep(lab_dir):
             [UNDERLAY['lab2'], UNDERLAY['lab3']]
 
         # -- unicast between lab1 and lab2 never reaches lab3's underlay
+        # Offsets from the outer UDP header: 8 (UDP) + 8 (VXLAN) + 14 (inner
+        # Ethernet); the inner ethertype is at byte 28, the inner IPv4
+        # protocol at byte 39, the inner IPv6 next header at byte 36 and the
+        # ICMPv6 type at byte 70.
         rules = ('add table inet hn_test_count\n'
                  'add chain inet hn_test_count input { type filter hook input priority 0; }\n'
-                 'add rule inet hn_test_count input udp dport %d counter\n' % PORT)
+                 'add rule inet hn_test_count input udp dport %(port)d counter comment "all"\n'
+                 'add rule inet hn_test_count input udp dport %(port)d @th,224,16 0x0800 @th,312,8 1 '
+                 'counter comment "echo"\n'
+                 'add rule inet hn_test_count input udp dport %(port)d @th,224,16 0x86dd @th,288,8 58 '
+                 '@th,560,8 { 128, 129 } counter comment "echo"\n' % {'port': PORT})
         proc = subprocess.run(['bash', LAB_SH, 'exec', 'lab3', 'nft', '-f', '-'], input=rules, text=True,
-                              env=dict(os.environ, HOSTNET_LAB_DIR=lab), capture_output=True, timeout=30, check=False)
+                              env=environ_for_lab(HOSTNET_LAB_DIR=lab), capture_output=True, timeout=30, check=False)
         assert proc.returncode == 0, proc.stderr
         for net in (SUBNET, SUBNET6):  # neighbours resolved (ARP/ND is flooded, by design)
             assert reachable(lab, 'lab1', endpoint('lab2', net))
-        before = tunnel_packets(lab, 'lab3')
+        before = tunnel_packets(lab, 'lab3', 'echo')
+        before_all = tunnel_packets(lab, 'lab3')
         for net in (SUBNET, SUBNET6):
             address = endpoint('lab2', net)
             proc = on(lab, 'lab1', *in_ep('lab1', 'ping', '-c', '10', '-i', '0.2', '-W', '2', address), check=False)
             assert ' 10 received' in proc.stdout, proc.stdout
-        during = tunnel_packets(lab, 'lab3') - before
-        assert during <= 1, '%d tunnel packets reached lab3 during 20 pings between lab1 and lab2' % during
-        # control: the counter does see the tunnel traffic lab3 is part of
-        assert reachable(lab, 'lab1', endpoint('lab3', SUBNET))
-        assert tunnel_packets(lab, 'lab3') - before >= 1
+        # None of the 40 echo packets reaches the third host; what may (ARP
+        # and neighbour discovery, broadcast and multicast) is flooded by design.
+        during = tunnel_packets(lab, 'lab3', 'echo') - before
+        assert during == 0, '%d tunnel packets carrying the pings reached lab3 (%d tunnel packets in all)' \
+            % (during, tunnel_packets(lab, 'lab3') - before_all)
+        # control: the counter does see the pings lab3 is part of
+        for net in (SUBNET, SUBNET6):
+            assert reachable(lab, 'lab1', endpoint('lab3', net))
+        assert tunnel_packets(lab, 'lab3', 'echo') - before >= 2
     finally:
         on(lab, 'lab3', 'nft', 'delete', 'table', 'inet', 'hn_test_count', check=False)
         on(lab, 'lab2', 'ip', 'link', 'set', 'eth0', 'mtu', '1500')

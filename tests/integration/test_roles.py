@@ -19,6 +19,7 @@ import tempfile
 import pytest
 
 from conftest import COLLECTIONS, REPO
+from helpers import environ_for_lab
 
 pytestmark = pytest.mark.lab
 
@@ -30,7 +31,7 @@ UNDERLAY = {'lab1': '198.18.0.11', 'lab2': '198.18.0.12', 'lab3': '198.18.0.13'}
 @pytest.fixture(scope='module')
 def lab_dir():
     with tempfile.TemporaryDirectory(prefix='hn-roles-') as path:
-        env = dict(os.environ, HOSTNET_LAB_DIR=path, HOSTNET_LAB_PYTHON=sys.executable)
+        env = environ_for_lab(HOSTNET_LAB_DIR=path, HOSTNET_LAB_PYTHON=sys.executable)
         subprocess.run(['bash', LAB_SH, 'up', '3'], env=env, check=True, capture_output=True, timeout=120)
         try:
             yield path
@@ -45,7 +46,7 @@ def clean_sandbox():
 
 
 def on(lab, host, *cmd, check=True, timeout=30):
-    env = dict(os.environ, HOSTNET_LAB_DIR=lab)
+    env = environ_for_lab(HOSTNET_LAB_DIR=lab)
     proc = subprocess.run(['bash', LAB_SH, 'exec', host] + list(cmd), env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
     if check:
@@ -78,7 +79,7 @@ def play(lab, role, hosts, variables, check=False, extra_groups=None):
                    os.path.join(PLAYBOOKS, 'role_%s.yml' % role)]
         if check:
             command.append('--check')
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+        env = environ_for_lab(ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     recap = {}
     for host, counts in re.findall(r'^(\S+)\s+:\s+(ok=.*)$', proc.stdout, re.M):
@@ -116,7 +117,7 @@ def serve(lab, host, netns, port, dual=False):
     """A TCP listener inside NETNS on HOST (it dies with the lab host);
     ``dual``: on IPv6 and IPv4 both."""
     cmd = ['ip', 'netns', 'exec', netns] if netns else []
-    env = dict(os.environ, HOSTNET_LAB_DIR=lab)
+    env = environ_for_lab(HOSTNET_LAB_DIR=lab)
     listen = ('TCP6-LISTEN:%d,fork,reuseaddr,ipv6only=0' if dual else 'TCP-LISTEN:%d,fork,reuseaddr') % port
     subprocess.Popen(['bash', LAB_SH, 'exec', host] + cmd + ['socat', listen, 'SYSTEM:echo hostnet'],
                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -339,7 +340,7 @@ def test_overlay_refused_on_one_host_changes_no_host(lab_dir):
 
 
 @pytest.mark.parametrize('networks, fragment', [
-    ([dict(WEB, subnet='198.18.0.0/25')], 'collides with the host route 198.18.0.0/24 dev eth0'),
+    ([dict(WEB, subnet='198.18.0.0/25')], 'overlaps the route 198.18.0.0/24 dev eth0 (table main)'),
     ([WEB, dict(WEB, name='web-b', subnet='198.51.100.64/26', endpoints=[])], 'overlaps subnet 198.51.100.0/25'),
     ([WEB, {'name': 'db', 'subnet': '203.0.113.0/24',
             'endpoints': [{'name': 'db1', 'ports': [{'host_port': 8080, 'port': 5432}]}]}],

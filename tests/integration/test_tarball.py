@@ -104,8 +104,15 @@ def test_tarball_holds_the_collection_not_the_development_tree(tarball):
 
 def test_installed_tarball_runs_a_user_project_outside_the_repository(tarball, tmp_path):
     install = tmp_path / 'collections'
+    # Nothing of the developer's set-up (ANSIBLE_COLLECTIONS_PATH pointing
+    # at the checkout would make the install a no-op): a user's environment.
+    env = {key: value for key, value in os.environ.items() if not key.startswith('ANSIBLE_')}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(install), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false',
+               ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
+               ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_HOME=str(tmp_path / 'home'))
+    env.pop('PYTHONPATH', None)
     run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', '--offline', '-p', str(install), tarball],
-        cwd=str(tmp_path))
+        cwd=str(tmp_path), env=env)
     installed = install / 'ansible_collections' / 'hostnet' / 'provision'
     assert (installed / 'MANIFEST.json').is_file()
     assert not (installed / 'tests').exists() and not (installed / 'scripts').exists()
@@ -113,11 +120,6 @@ def test_installed_tarball_runs_a_user_project_outside_the_repository(tarball, t
     project = tmp_path / 'project'
     project.mkdir()
     (project / 'site.yml').write_text(USER_PLAYBOOK)
-    env = {key: value for key, value in os.environ.items() if not key.startswith('ANSIBLE_')}
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(install), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false',
-               ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
-               ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_HOME=str(tmp_path / 'home'))
-    env.pop('PYTHONPATH', None)
     # The installed copy is the only one Ansible can see.
     listing = run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'list', 'hostnet.provision'],
                   cwd=str(project), env=env)
