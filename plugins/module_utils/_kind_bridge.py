@@ -102,7 +102,7 @@ class BridgeKind(ResourceKind):
         after['addresses'] = one_prefix_per_ipv6(after['addresses'], desired['addresses'])
         # Again with the kernel's values: STP may already be on.
         _check_forward_delay(after, self._res(self.key(desired)))
-        for private in ('_localnet', '_nft', '_nft_intact'):
+        for private in ('_localnet', '_nft', '_nft_intact', '_up'):
             after.pop(private, None)
         for field, default in POLICY_DEFAULTS.items():
             if after.get(field) is None:
@@ -126,6 +126,7 @@ class BridgeKind(ResourceKind):
             'stp': br.get('stp'),
             'forward_delay': br.get('forward_delay'),
             'vlan_filtering': br.get('vlan_filtering'),
+            '_up': link['up'],
         }
         out.update(dict.fromkeys(POLICY_DEFAULTS))
         out['reach'] = []
@@ -165,6 +166,10 @@ class BridgeKind(ResourceKind):
             before = {}
         else:
             ops.extend(attribute_ops(ref, before, after))
+            if before.get('_up') is False:
+                # Set down by hand: the collection keeps its bridges up.
+                ops.append(Op(res, 'bring up bridge %s' % resource_label(netns, name),
+                              lambda: ref.set(state='up'), lambda: ref.set(state='down')))
             old, new = _bridge_args(before), _bridge_args(after)
             changed = dict((k, v) for k, v in new.items() if v != old.get(k))
             if changed:
