@@ -217,8 +217,13 @@ def reconcile(kind, config, state, ctx):
         result.gathered = gather(kind, [kind.key(i) for i in items] if items else None)
         return result
 
+    # 0. Links half made by an interrupted run are deleted first, so that
+    # what follows sees the kernel as if that run had not started (in check
+    # mode: reported, and seen as absent by the kinds).
+    recovery = _recovery(kind, ctx)
+
     # 1. Decide: before, predicted after and operations for every resource.
-    plan = []  # (key, before, after, ops)
+    plan = [(None, None, None, recovery)] if recovery else []  # (key, before, after, ops)
     if state in ('merged', 'replaced', 'overridden'):
         replace = state != 'merged'
         wanted = set()
@@ -258,7 +263,7 @@ def reconcile(kind, config, state, ctx):
     for key, before, after, ops in plan:
         result.changed = True
         result.commands.extend(op.text for op in ops if op.text)
-        if ctx.check_mode:
+        if ctx.check_mode or ops is recovery:
             continue
         _apply_resource(key, ops, done)
 
@@ -273,6 +278,19 @@ def reconcile(kind, config, state, ctx):
                 result.after.append(public(after))
     result.warnings = ctx.warnings
     return result
+
+
+def _recovery(kind, ctx):
+    """Delete (in check mode: list) the links an interrupted run half made."""
+    kernel = getattr(kind, 'kernel', None)
+    if kernel is None:
+        return []
+    from ansible_collections.hostnet.provision.plugins.module_utils import _intent
+    ops = _intent.recovery_ops(kernel, ctx.check_mode)
+    if not ctx.check_mode:
+        for op in ops:
+            op.run()
+    return ops
 
 
 def _apply_resource(key, ops, done):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _intent
 from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _procfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
@@ -301,12 +302,13 @@ class BridgeKind(ResourceKind):
             # Off is the kernel's default; asking for it explicitly fails on
             # kernels built without bridge VLAN support.
             args.pop('br_vlan_filtering', None)
-        try:
-            self.kernel.link_add(ref.netns, ref.resource, **args)
-        except KernelError as err:
-            raise _explain(err, after) from None
-        ref.mark_created()
-        ref.set(ifalias=OWNER_TAG, state='up')
+        with _intent.creating(ref.netns, [ref.name], 'bridge'):
+            try:
+                self.kernel.link_add(ref.netns, ref.resource, **args)
+            except KernelError as err:
+                raise _explain(err, after) from None
+            ref.mark_created()
+            ref.set(ifalias=OWNER_TAG, state='up')
 
     def _remove(self, ref):
         ref.remove_created()

@@ -25,6 +25,7 @@ import hashlib
 import ipaddress
 import os
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _intent
 from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf as ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
@@ -512,13 +513,14 @@ class MacvlanKind(ResourceKind):
         link = kernel.link(None, parent, res)
         if link is None:
             raise LinkNotFound('%s: parent %r does not exist' % (res, parent), res, 'parent', parent)
-        try:
-            kernel.link_add(None, res, ifname=vname, kind='vlan', link=link['index'], vlan_id=vid)
-        except KernelError as err:
-            raise _explain(err, {'vlan': vid}) from None
-        ref = made or LinkRef(kernel, None, vname, res, 'vlan')
-        ref.mark_created()
-        ref.set(ifalias=_VLAN_TAG, state='up')
+        with _intent.creating(None, [vname], 'vlan'):
+            try:
+                kernel.link_add(None, res, ifname=vname, kind='vlan', link=link['index'], vlan_id=vid)
+            except KernelError as err:
+                raise _explain(err, {'vlan': vid}) from None
+            ref = made or LinkRef(kernel, None, vname, res, 'vlan')
+            ref.mark_created()
+            ref.set(ifalias=_VLAN_TAG, state='up')
 
     def _delete_vlan(self, res, vname):
         link = self.kernel.link(None, vname, res)
@@ -549,20 +551,21 @@ class MacvlanKind(ResourceKind):
         for field, nl_name in (('mtu', 'mtu'), ('mac', 'address')):
             if after.get(field) is not None:
                 args[nl_name] = after[field]
-        try:
-            kernel.link_add(None, res, **args)
-        except KernelError as err:
-            raise _explain(err, after) from None
-        kernel.session(netns).invalidate()
-        if temporary:
-            made = LinkRef(kernel, netns, args['ifname'], res, 'name')
+        with _intent.creating(netns, sorted({args['ifname'], ref.name}), 'macvlan'):
             try:
-                made.set(field='name', value=ref.name, ifname=ref.name)
-            except HostnetError:
-                self.kernel.link_del(netns, res, made.index())
-                raise
-        ref.mark_created()
-        ref.set(ifalias=_alias(after['parent'], after.get('vlan')), state='up')
+                kernel.link_add(None, res, **args)
+            except KernelError as err:
+                raise _explain(err, after) from None
+            kernel.session(netns).invalidate()
+            if temporary:
+                made = LinkRef(kernel, netns, args['ifname'], res, 'name')
+                try:
+                    made.set(field='name', value=ref.name, ifname=ref.name)
+                except HostnetError:
+                    self.kernel.link_del(netns, res, made.index())
+                    raise
+            ref.mark_created()
+            ref.set(ifalias=_alias(after['parent'], after.get('vlan')), state='up')
 
     def _remove(self, ref):
         ref.remove_created()

@@ -55,6 +55,15 @@ class NetnsKind(ResourceKind):
     def current(self, key):
         name = key[1]
         marker = _nsfs.read_marker(name)
+        if marker is None and _nsfs.dead_name(name):
+            if _nsfs.has_record(name):
+                # Ours, half gone or half made (a run killed between the
+                # two steps of a create or delete): made anew.
+                return {'name': name, 'pid': None, 'sysctls': {}, '_dead': True}
+            raise NotManagedError(
+                '%s: /run/netns/%s exists but holds no network namespace, and hostnet.provision did not make '
+                'it; it is left alone (remove the file yourself, or choose another name)' % (self._res(name), name),
+                self._res(name), 'name', name)
         if marker is None:
             if _nsfs.stale_marker(name):
                 raise NotManagedError(
@@ -79,7 +88,8 @@ class NetnsKind(ResourceKind):
         return out
 
     def managed_keys(self, scope):
-        return [(None, n) for n in _nsfs.list_named() if _nsfs.read_marker(n) is not None]
+        return [(None, n) for n in _nsfs.list_named(dead=True)
+                if _nsfs.read_marker(n) is not None or (_nsfs.dead_name(n) and _nsfs.has_record(n))]
 
     def predict(self, before, desired, replace):
         after = {'name': desired['name'], 'pid': desired['pid'], 'sysctls': {}}
@@ -107,6 +117,10 @@ class NetnsKind(ResourceKind):
             raise ValidationError('%s: pid %d has no network namespace (no such process?)' % (res, pid),
                                   res, 'pid', pid)
         ops = []
+        if before is not None and before.get('_dead'):
+            ops.append(Op(res, 'remove /run/netns/%s, left without its namespace by an interrupted run' % name,
+                          lambda: _os(lambda: _nsfs.remove_dead_name(name), 'remove', res, name)))
+            before = None
         if before is not None and (before['pid'] != pid or before.get('_stale')):
             ops.append(Op(res, 'release netns name %s (was %s)' % (name, _origin(before['pid'])),
                           lambda: (_check_ours(name, res), kernel.forget(name),

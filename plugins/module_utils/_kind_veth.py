@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _intent
 from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _ipconf
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
@@ -389,18 +390,19 @@ class VethKind(ResourceKind):
         for field, nl_name in (('mtu', 'mtu'), ('mac', 'address')):
             if after.get(field) is not None:
                 args[nl_name] = after[field]
-        kernel.link_add(netns, res, **args)
-        host.mark_created()
-        kernel.session(pcfg['netns']).invalidate()
-        # One request per end (alias, bridge and up together; the alias that
-        # marks the pair as ours first): at a thousand endpoints every
-        # request saved is about half a second.
-        alias = _host_alias(pcfg['name'], pcfg['netns'])
-        if after.get('bridge'):
-            host.set(field='bridge', value=after['bridge'], ifalias=alias,
-                     master=_bridge_index(kernel, netns, after['bridge'], res), state='up')
-        else:
-            host.set(ifalias=alias, state='up')
+        with _intent.creating(netns, [after['name']], 'veth'):
+            kernel.link_add(netns, res, **args)
+            host.mark_created()
+            kernel.session(pcfg['netns']).invalidate()
+            # One request per end (alias, bridge and up together; the alias
+            # that marks the pair as ours first): at a thousand endpoints
+            # every request saved is about half a second.
+            alias = _host_alias(pcfg['name'], pcfg['netns'])
+            if after.get('bridge'):
+                host.set(field='bridge', value=after['bridge'], ifalias=alias,
+                         master=_bridge_index(kernel, netns, after['bridge'], res), state='up')
+            else:
+                host.set(ifalias=alias, state='up')
         peer.set(ifalias=_PEER_TAG, state='up')
 
     def _master_op(self, res, netns, host, old, new):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _intent
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op, ResourceKind, merge_config, resource_label
@@ -290,12 +291,13 @@ class VxlanKind(ResourceKind):
             args['vxlan_group6' if six else 'vxlan_group'] = after['group']
         if after.get('mtu'):
             args['mtu'] = after['mtu']
-        try:
-            kernel.link_add(netns, res, **args)
-        except (KernelError, ConflictError) as err:
-            raise self._explain(err, netns, after) from None
-        ref.mark_created()
-        ref.set(ifalias=OWNER_TAG)
+        with _intent.creating(netns, [ref.name], 'vxlan'):
+            try:
+                kernel.link_add(netns, res, **args)
+            except (KernelError, ConflictError) as err:
+                raise self._explain(err, netns, after) from None
+            ref.mark_created()
+            ref.set(ifalias=OWNER_TAG)
         if after.get('bridge'):
             bridge = kernel.link(netns, after['bridge'], res)
             ref.set(field='bridge', value=after['bridge'], master=bridge['index'])

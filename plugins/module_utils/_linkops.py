@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _intent
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     ConflictError,
     LinkNotFound,
@@ -75,10 +76,15 @@ def managed_link_keys(kernel, scope, kind, owned=is_managed):
 
 
 def claim(link, kind, resource, name, netns):
-    """Refuse a link that holds our name but is not ours or not this kind."""
+    """Refuse a link that holds our name but is not ours or not this kind.
+
+    A link half made by an interrupted run of the collection (see _intent)
+    counts as absent: the run deletes it first and makes it again."""
     if link is None:
         return None
     where = (' in netns %s' % netns) if netns else ''
+    if not is_managed(link) and _intent.is_half_made(netns, link):
+        return None
     if not is_managed(link):
         raise NotManagedError(
             '%s: a %s named %r already exists%s and was not created by %s; it is left alone '

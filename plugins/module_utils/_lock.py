@@ -116,7 +116,12 @@ class host_lock:
                 json.dump(info, fh)
             os.replace(tmp, self.holder)
         except OSError:
-            pass  # naming the holder is a courtesy; the flock is the lock
+            # Naming the holder is a courtesy; the flock is the lock. (A
+            # full /run: leave no half-written file behind.)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         return self
 
     def __exit__(self, *exc):

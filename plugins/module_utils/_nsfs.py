@@ -114,14 +114,43 @@ def spec_label(spec):
     return 'the current namespace' if spec in (None, '') else 'netns %s' % spec
 
 
+_NSFS_DEV = []
+
+
+def _nsfs_dev():
+    """The device number of nsfs, the kernel's one pseudo filesystem of
+    namespace files: every live namespace file reports it."""
+    if not _NSFS_DEV:
+        _NSFS_DEV.append(os.stat('/proc/self/ns/net').st_dev)
+    return _NSFS_DEV[0]
+
+
 def namespace_id(spec):
-    """(st_dev, st_ino) identifying a namespace, or None if it does not exist."""
+    """(st_dev, st_ino) identifying a namespace, or None if it does not exist.
+
+    A name whose file in /run/netns outlived its namespace (unmounted, or
+    left by a run killed between creating the file and mounting the
+    namespace on it) is a plain file, not a namespace: None.
+    """
     path = spec_path(spec) or '/proc/thread-self/ns/net'
     try:
         st = os.stat(path)
     except OSError:
         return None
+    if st.st_dev != _nsfs_dev():
+        return None
     return (st.st_dev, st.st_ino)
+
+
+def dead_name(name):
+    """True when /run/netns/NAME exists but holds no namespace."""
+    path = os.path.join(NETNS_RUN_DIR, name)
+    return os.path.lexists(path) and namespace_id(name) is None
+
+
+def has_record(name):
+    """Whether the collection holds a record for the name, live or not."""
+    return _load_marker(name) is not None
 
 
 def _cookie_here():
@@ -145,6 +174,8 @@ def identity(spec):
         return None
     try:
         st = os.fstat(fd)
+        if st.st_dev != _nsfs_dev():
+            return None  # a plain file left in /run/netns, no namespace
         try:
             with entered(fd if spec_path(spec) else None):
                 cookie = _cookie_here()
@@ -174,28 +205,14 @@ def same_namespace(a, b):
     return ida is not None and ida == idb
 
 
-def _is_nsfs(path):
-    """True if path is a live namespace mount (not a stale empty file)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        # Entering our own kind of namespace is the reliable probe; but
-        # cheaper: a namespace file reports the nsfs magic through statfs,
-        # which Python lacks, so compare with an ordinary file's st_dev.
-        return os.fstat(fd).st_dev != os.stat(os.path.dirname(path)).st_dev
-    finally:
-        os.close(fd)
-
-
-def list_named():
-    """Names of all live named namespaces under /run/netns."""
+def list_named(dead=False):
+    """Names of all live named namespaces under /run/netns (with dead=True,
+    also the names whose file outlived its namespace)."""
     try:
         names = sorted(os.listdir(NETNS_RUN_DIR))
     except FileNotFoundError:
         return []
-    return [n for n in names if _is_nsfs(os.path.join(NETNS_RUN_DIR, n))]
+    return [n for n in names if dead or namespace_id(n) is not None]
 
 
 def open_namespace(spec, resource=None, field='netns'):
@@ -260,10 +277,23 @@ def _write_marker(name, origin, pid=None, ident=None):
     ident = ident or identity(name) or {}
     data = {'origin': origin, 'pid': pid, 'inode': ident.get('inode'), 'dev': ident.get('dev'),
             'cookie': ident.get('cookie')}
-    tmp = os.path.join(STATE_DIR, '.%s.tmp' % name)
-    with open(tmp, 'w') as fh:
-        json.dump(data, fh)
-    os.replace(tmp, os.path.join(STATE_DIR, name))
+    _write_json(os.path.join(STATE_DIR, name), data)
+
+
+def _write_json(path, data):
+    """Atomically (temporary file, rename); a failed write (a full /run)
+    leaves no temporary file behind."""
+    tmp = os.path.join(os.path.dirname(path), '.%s.tmp' % os.path.basename(path))
+    try:
+        with open(tmp, 'w') as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def update_marker(name, **fields):
@@ -272,10 +302,7 @@ def update_marker(name, **fields):
     if data is None:
         return
     data.update(fields)
-    tmp = os.path.join(STATE_DIR, '.%s.tmp' % name)
-    with open(tmp, 'w') as fh:
-        json.dump(data, fh)
-    os.replace(tmp, os.path.join(STATE_DIR, name))
+    _write_json(os.path.join(STATE_DIR, name), data)
 
 
 def _load_marker(name):
@@ -322,37 +349,62 @@ def _bind_namespace(name, source):
 
 def create_named(name):
     """Create a new network namespace and name it (like ``ip netns add``);
-    return the identity of the namespace made (see ``identity``)."""
+    return the identity of the namespace made (see ``identity``).
+
+    The record is written before the name: a run killed in between leaves a
+    record without a namespace (harmless, replaced by the next create), never
+    a namespace of ours without its record (which would look foreign).
+    """
     home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
     try:
         _check(_c().unshare(_CLONE_NEWNET))
         try:
             st = os.stat('/proc/thread-self/ns/net')
             ident = {'dev': st.st_dev, 'inode': st.st_ino, 'cookie': _cookie_here()}
-            _bind_namespace(name, '/proc/thread-self/ns/net')
+            _write_marker(name, 'created', ident=ident)
+            _bind_or_forget(name, '/proc/thread-self/ns/net')
         finally:
             _setns(home)
     finally:
         os.close(home)
-    _write_marker(name, 'created', ident=ident)
     return ident
 
 
 def attach_named(name, pid):
     """Name the namespace of a running process (like ``ip netns attach``);
-    return the identity of the namespace named."""
+    return the identity of the namespace named (record first, as above)."""
     ident = identity('pid:%d' % pid)
-    _bind_namespace(name, '/proc/%d/ns/net' % pid)
     _write_marker(name, 'pid', pid, ident=ident)
+    _bind_or_forget(name, '/proc/%d/ns/net' % pid)
     return ident
+
+
+def _bind_or_forget(name, source):
+    try:
+        _bind_namespace(name, source)
+    except OSError:
+        _forget_marker(name)
+        raise
+
+
+def remove_dead_name(name):
+    """Remove /run/netns/NAME if it still holds no namespace (the caller
+    checked that the collection made it)."""
+    if dead_name(name):
+        os.unlink(os.path.join(NETNS_RUN_DIR, name))
+
+
+def _forget_marker(name):
+    try:
+        os.unlink(os.path.join(STATE_DIR, name))
+    except FileNotFoundError:
+        pass
 
 
 def delete_named(name):
     """Remove a name (the namespace itself goes when nothing else holds it)."""
     path = os.path.join(NETNS_RUN_DIR, name)
-    _check(_c().umount2(path.encode(), _MNT_DETACH))
+    if namespace_id(name) is not None:
+        _check(_c().umount2(path.encode(), _MNT_DETACH))
     os.unlink(path)
-    try:
-        os.unlink(os.path.join(STATE_DIR, name))
-    except FileNotFoundError:
-        pass
+    _forget_marker(name)

@@ -190,8 +190,12 @@ def _netns_view(netns=None):
     def fdb_all():
         cmd = ['bridge', '-j'] + (['-n', netns] if netns else []) + ['fdb', 'show']
         text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        return [e for e in (json.loads(text) if text.strip() else []) if 'permanent' in (e.get('state') or '')
-                or 'static' in (e.get('flags') or []) or e.get('dst')]
+        # Without the multicast addresses the kernel itself keeps on each
+        # device ('self', joined as IPv6 comes up, on its own timing).
+        return [e for e in (json.loads(text) if text.strip() else []) if ('permanent' in (e.get('state') or '')
+                or 'static' in (e.get('flags') or []) or e.get('dst'))
+                and not ('self' in (e.get('flags') or []) and int(e['mac'].split(':')[0], 16) & 1
+                         and not e.get('dst'))]
 
     return {
         'links': links(),

@@ -89,3 +89,11 @@ def case_table():
 def raises_validation():
     """``with raises_validation(case['error']): ...``"""
     return _raises_validation
+
+
+@pytest.fixture(autouse=True)
+def _intents_in_tmp(tmp_path, monkeypatch):
+    """Link-create intents (see _intent) go to a throwaway directory, never
+    to the machine's /run/hostnet."""
+    from ansible_collections.hostnet.provision.plugins.module_utils import _intent
+    monkeypatch.setattr(_intent, 'INTENT_DIR', str(tmp_path / 'intent'))

@@ -19,7 +19,8 @@ from ansible_collections.hostnet.provision.plugins.module_utils._engine import C
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import ConflictError, ValidationError
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_macvlan import MacvlanKind
 
-NAMESPACES = {None: 'self', '': 'self', 'ns-a': 'a', 'ns-b': 'b'}
+# (st_dev, st_ino) as _nsfs.namespace_id gives them.
+NAMESPACES = {None: (0, 1), '': (0, 1), 'ns-a': (0, 2), 'ns-b': (0, 3)}
 VLAN_TAG = 'hostnet.provision macvlan-parent'
 
 
@@ -115,7 +116,7 @@ class FakeKernel:
 @pytest.fixture(autouse=True)
 def _namespaces(monkeypatch):
     monkeypatch.setattr(_nsfs, 'namespace_id', NAMESPACES.get)
-    monkeypatch.setattr(_nsfs, 'list_named', lambda: ['ns-a', 'ns-b'])
+    monkeypatch.setattr(_nsfs, 'list_named', lambda dead=False: ['ns-a', 'ns-b'])
 
 
 def run(kernel, config, state='merged', check=False):
