@@ -19,10 +19,11 @@ PLAYBOOK = os.path.join(os.path.dirname(__file__), 'playbooks', 'segment.yml')
 MODULE_DEFAULTS = os.path.join(os.path.dirname(__file__), 'playbooks', 'module_defaults.yml')
 
 
-def run_playbook(path, *extra):
+def run_playbook(path, *extra, env=None):
     """Run ansible-playbook of this Python's venv; return (rc, recap counts, output)."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCALHOST_WARNING='false',
-               ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+               ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
+               **(env or {}))
     playbook_bin = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
     if not os.path.exists(playbook_bin):
         playbook_bin = os.path.join(REPO, '.venv', 'bin', 'ansible-playbook')

@@ -139,3 +139,27 @@ def test_installed_tarball_runs_a_user_project_outside_the_repository(tarball, t
     # A second run changes nothing.
     out = run(cmd, cwd=str(project), env=env)
     assert re.search(r'^localhost\s+:.*changed=0 .*failed=0', out, re.M), out[-3000:]
+
+    # docs/hosts.md: the shipped example inventory, copied into a project,
+    # with the collection's main play run by its name (syntax and inventory:
+    # its hosts are placeholders).
+    inventory = project / 'inventory'
+    run(['cp', '-r', str(installed / 'playbooks' / 'inventory' / 'example'), str(inventory)], cwd=str(project))
+    listing = run([os.path.join(BIN, 'ansible-inventory'), '-i', str(inventory), '--list'], cwd=str(project), env=env)
+    for group in ('bridge_hosts', 'tenant_hosts', 'overlay_hosts'):
+        assert '"%s"' % group in listing
+    assert '"ansible_become": true' in listing
+    run([os.path.join(BIN, 'ansible-playbook'), '-i', str(inventory), 'hostnet.provision.site', '--syntax-check'],
+        cwd=str(project), env=env)
+    (project / 'fleet.yml').write_text(textwrap.dedent('''\
+        ---
+        - name: Hosts ready for hostnet.provision
+          hosts: all
+          become: true
+          roles:
+            - role: hostnet.provision.prerequisites
+        - name: The collection's own main play
+          ansible.builtin.import_playbook: hostnet.provision.site
+        '''))
+    run([os.path.join(BIN, 'ansible-playbook'), '-i', str(inventory), 'fleet.yml', '--syntax-check'],
+        cwd=str(project), env=env)
