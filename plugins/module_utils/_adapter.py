@@ -10,6 +10,8 @@ below it stays usable without Ansible.
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.hostnet.provision.plugins.module_utils import _deps
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import STATES, Context, reconcile
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
@@ -29,7 +31,16 @@ RUN_ARGS = dict(
 )
 
 
+def _require_root(module):
+    """Every module reads namespaces and nftables and most change them: root
+    (CAP_SYS_ADMIN, CAP_NET_ADMIN) is needed, and the message says how."""
+    if os.geteuid() != 0:
+        module.fail_json(msg='the modules of hostnet.provision need root on %s (they read and change the kernel\'s '
+                             'network state): run them with become: true' % _hostname())
+
+
 def _require_pyroute2(module):
+    _require_root(module)
     if not _deps.HAS_PYROUTE2:
         module.fail_json(
             msg='Failed to import the required Python library (pyroute2) on %s\'s Python. '
@@ -145,6 +156,7 @@ def run_probe_module(module):
     (a probe that could not decide disagrees with any expectation)."""
     from ansible_collections.hostnet.provision.plugins.module_utils._probe import UNKNOWN, probe, unexpected
 
+    _require_root(module)
     try:
         results = probe(module.params['checks'], module.params['timeout'])
     except HostnetError as err:
