@@ -420,6 +420,42 @@ def test_port_another_table_dnats_is_refused_naming_table_and_chain(net):
     assert auto['after'][0]['assigned_port'] == 49153
 
 
+def test_another_tables_dnat_counts_only_on_the_addresses_it_matches(net):
+    """A foreign DNAT limited to one destination address takes that address
+    only; one with no address match takes them all; an ip-family table takes
+    no IPv6 mapping."""
+    sh('nft', 'add table ip nat; '
+       'add chain ip nat PREROUTING { type nat hook prerouting priority dstnat; policy accept; }; '
+       'add chain ip nat DOCKER; add rule ip nat PREROUTING fib daddr type local jump DOCKER; '
+       'add rule ip nat DOCKER ip daddr 198.51.100.7 tcp dport 8080 dnat to 203.0.113.99:80; '
+       'add rule ip nat DOCKER ip daddr { 198.18.0.1, 198.18.0.100-198.18.0.120 } tcp dport 8081 '
+       'dnat to 203.0.113.99:80; '
+       'add rule ip nat DOCKER tcp dport 8082 dnat to 203.0.113.99:80')
+    # Another address than the rule's: published, and the port answers.
+    result = run_alone('portmap', config=[dict(WEB, host_ip=HOST_V4)])
+    assert result['changed'] and not [w for w in warnings(result) if 'DOCKER' in w]
+    assert reaches('outside', HOST_V4, 8080, 'hello-a')
+    before = ruleset()
+    # The rule's own address (in a set), no address match at all, or every
+    # address of the namespace (no host_ip): refused, nothing changed.
+    for entry, port in ((dict(WEB, host_port=8081, host_ip=HOST_V4), 8081),
+                        (dict(WEB, host_port=8082, host_ip=HOST_V4), 8082),
+                        (dict(WEB, host_port=8080, host_ip='198.51.100.1'), None),
+                        (dict(WEB, host_port=8081), 8081)):
+        if port is None:
+            run_alone('portmap', config=[entry])  # 198.51.100.1 is not the rule's 198.51.100.7
+            run_alone('portmap', state='deleted', config=[entry])
+            before = ruleset()
+            continue
+        failed = run_alone('portmap', fail=True, config=[entry])
+        assert 'host port %d/tcp is already DNATed by ip nat DOCKER' % port in failed['msg'], failed['msg']
+        assert ruleset() == before
+    # An ip-family table takes no IPv6 mapping, whatever its ports.
+    result = run_alone('portmap', config=[dict(WEB6, host_port=8082, host_ip=HOST_V6)])
+    assert result['changed']
+    assert reaches('outside', HOST_V6, 8082, 'hello-a6')
+
+
 def test_foreign_forward_drop_policy_is_warned_every_run_and_is_true(net):
     sh('nft', 'add table ip filter; '
        'add chain ip filter FORWARD { type filter hook forward priority filter; policy drop; }')
