@@ -6,10 +6,11 @@ other tables' forward policies (read-only, for the portmap kind).
 
 Private to the hostnet.provision collection.
 
-* Sockets: the namespace's /proc/thread-self/net/{tcp,tcp6,udp,udp6} give
-  each socket's local address, port, state and inode; the process holding
-  the inode is found through /proc/PID/fd (``socket:[INODE]`` links). TCP
-  counts listening sockets; UDP every bound socket.
+* Sockets: the namespace's /proc/thread-self/net/{tcp,tcp6,udp,udp6} and
+  sctp/eps give each socket's local address(es), port, state and inode; the
+  process holding the inode is found through /proc/PID/fd
+  (``socket:[INODE]`` links). TCP counts listening sockets; UDP and SCTP
+  every bound socket.
 * nftables: the whole ruleset of the namespace through libnftables' JSON
   (never nft's text). Tables other than the collection's own are read, not
   changed: a rule with a ``dnat`` or ``redirect`` statement that matches a
@@ -94,6 +95,26 @@ def _sockets(protocol, ports):
     return found
 
 
+def _sctp_holders(text, ports):
+    """Holders from the text of /proc/net/sctp/eps (every bound SCTP
+    endpoint; one line per socket: ENDPT SOCK STY SST HBKT LPORT UID INODE
+    LADDRS, the local addresses space-separated, IPv6 in full form)."""
+    found = []
+    for line in text.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 9 or not cols[5].isdigit() or not cols[7].isdigit():
+            continue
+        port = int(cols[5])
+        if ports is not None and port not in ports:
+            continue
+        for address in cols[8:]:
+            try:
+                found.append(Holder('sctp', ipaddress.ip_address(address.lstrip('*')), port, int(cols[7])))
+            except ValueError:
+                continue
+    return found
+
+
 def _processes(holders):
     """Fill each holder's processes from /proc/PID/fd (the PID namespace)."""
     wanted = dict(('socket:[%d]' % h.inode, h) for h in holders if h.inode)
@@ -125,13 +146,21 @@ def _processes(holders):
 
 
 def sockets(spec, protocol, resource=None):
-    """Every socket of ``protocol`` (tcp: listening; udp: bound) in a
-    namespace, without its processes (see ``name_processes``)."""
-    if protocol not in ('tcp', 'udp'):
+    """Every socket of ``protocol`` (tcp: listening; udp and sctp: bound) in
+    a namespace, without its processes (see ``name_processes``). SCTP's table
+    exists only while the kernel's sctp module is loaded: without it no SCTP
+    socket can exist."""
+    if protocol not in ('tcp', 'udp', 'sctp'):
         return []
     fd = _nsfs.open_namespace(spec, resource) if spec else None
     try:
         with _nsfs.entered(fd):
+            if protocol == 'sctp':
+                try:
+                    with open('/proc/thread-self/net/sctp/eps') as fh:
+                        return _sctp_holders(fh.read(), None)
+                except FileNotFoundError:
+                    return []
             return _sockets(protocol, None)
     except OSError as exc:
         raise translate_os_error(exc, 'list %s sockets in %s' % (protocol, _nsfs.spec_label(spec)),

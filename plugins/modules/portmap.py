@@ -81,8 +81,8 @@ options:
         type: int
       allow_listening:
         description:
-          - A host port on which a process of the namespace listens (TCP) or has a bound socket (UDP), on an
-            address the mapping covers, is refused before any change, naming the process and its pid
+          - A host port on which a process of the namespace listens (TCP) or has a bound socket (UDP, SCTP), on
+            an address the mapping covers, is refused before any change, naming the process and its pid
             (for example C(host port 8080/tcp is held by nginx (pid 123\))), because the mapping would take
             that process's connections.
           - V(true) publishes it anyway (with a warning).

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -396,6 +397,38 @@ def test_port_a_host_process_listens_on_is_refused_naming_it(net):
         assert result['changed']
         assert [w for w in warnings(result) if 'host port 8082/tcp is held by socat (pid %d)' % pid in w]
         assert reaches('outside', HOST_V4, 8082, 'hello-a')
+
+
+def _sctp_supported():
+    import socket
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_sctp_port_a_host_process_has_bound_is_refused_naming_it(net):
+    """Needs a kernel with SCTP (the sctp module): /proc/net/sctp/eps exists
+    only then, and without it no SCTP socket can hold a port."""
+    if not _sctp_supported():
+        pytest.skip('this kernel has no SCTP (sctp module not available): no SCTP socket can exist')
+    code = ('import socket, time\n'
+            's = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)\n'
+            's.bind(("0.0.0.0", 9132)); s.listen(1); print("ready", flush=True); time.sleep(60)\n')
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'ready'
+        before = ruleset()
+        failed = run_alone('portmap', fail=True, config=[dict(WEB, protocol='sctp', host_port=9132)])
+        assert 'host port 9132/sctp is held by python' in failed['msg'] and '(pid %d)' % proc.pid in failed['msg'], \
+            failed['msg']
+        assert ruleset() == before
+        # TCP on the same port number is another protocol's port.
+        run_alone('portmap', config=[dict(WEB, host_port=9132)])
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def test_port_another_table_dnats_is_refused_naming_table_and_chain(net):

@@ -169,3 +169,28 @@ def test_probe_input_refused_before_any_probe(checks, timeout, field):
 def test_unknown_meets_no_expectation(result, expect, unexpected):
     check = {'to': '198.51.100.10', 'result': result, 'expect': expect}
     assert bool(_probe.unexpected([check])) is unexpected
+
+
+# /proc/net/sctp/eps as net/sctp/proc.c prints it (pointers hashed, IPv6 in
+# full form, a trailing space after each address).
+SCTP_EPS = (' ENDPT     SOCK   STY SST HBKT LPORT   UID INODE LADDRS\n'
+            '00000000b2a8d3b3 000000003e1c9a0f 2   10  29   5000      0 123456 0.0.0.0 \n'
+            '000000005f3c2e11 00000000a4d1c7e2 1   10  30   5001      0 123457 198.18.0.1 '
+            '2001:0db8:00ff:0000:0000:0000:0000:0001 \n'
+            '00000000c0ffee00 00000000deadbe00 2   10  31   5002      0 123458 0000:0000:0000:0000:0000:0000:0000:0000 \n')
+
+
+def test_sctp_endpoints_are_read_with_every_local_address():
+    holders = _hostports._sctp_holders(SCTP_EPS, None)
+    assert [(h.protocol, str(h.address), h.port, h.inode) for h in holders] == [
+        ('sctp', '0.0.0.0', 5000, 123456),
+        ('sctp', '198.18.0.1', 5001, 123457),
+        ('sctp', '2001:db8:ff::1', 5001, 123457),
+        ('sctp', '::', 5002, 123458)]
+    assert [h.port for h in _hostports._sctp_holders(SCTP_EPS, {5001})] == [5001, 5001]
+    by_port = dict((h.port, h) for h in holders)
+    # A wildcard endpoint takes every mapping of its family; :: takes IPv4 too.
+    assert _hostports.conflicts(by_port[5000], 4, '198.18.0.1')
+    assert _hostports.conflicts(by_port[5002], 4, None)
+    assert not _hostports.conflicts(holders[1], 4, '198.18.0.2')
+    assert 'host port 5000/sctp is held by' in by_port[5000].describe()
