@@ -63,8 +63,9 @@ ADDRESSED = [
     # ip nat A: ip daddr 198.51.100.7 tcp dport 8080 dnat to 203.0.113.99:80
     rule('ip', 'nat', 'A', daddr('ip', '198.51.100.7'), dport('tcp', 8080), DNAT),
     # ip nat B: ip daddr { 198.18.0.0/28, 198.18.0.100-198.18.0.120 } tcp dport 8081 dnat ...
-    rule('ip', 'nat', 'B', daddr('ip', {'set': [{'prefix': {'addr': '198.18.0.0', 'len': 28}},
-                                               {'range': ['198.18.0.100', '198.18.0.120']}]}),
+    rule('ip', 'nat', 'B',
+         daddr('ip', {'set': [{'prefix': {'addr': '198.18.0.0', 'len': 28}},
+                              {'range': ['198.18.0.100', '198.18.0.120']}]}),
          dport('tcp', 8081), DNAT),
     # ip nat C: ip daddr @docker_addrs tcp dport 8082 dnat ...  (a named set: not read, any address)
     rule('ip', 'nat', 'C', daddr('ip', '@docker_addrs'), dport('tcp', 8082), DNAT),
