@@ -53,7 +53,7 @@ def report_checks(bridge_networks=None, tenants=None, overlay=None, overlay_all=
     return checks
 
 
-def report_lines(host, probes=None, bridge_networks=None, tenants=None, overlay=None):
+def report_lines(host, probes=None, bridge_networks=None, tenants=None, overlay=None, firewall=None):
     """A plain-text report of one host."""
     lines = ['== %s ==' % host]
     for kind, networks in (('network', bridge_networks), ('tenant', tenants)):
@@ -98,6 +98,11 @@ def report_lines(host, probes=None, bridge_networks=None, tenants=None, overlay=
             text = {'reachable': 'reaches', 'blocked': 'blocked'}.get(result, 'UNKNOWN (%s)' % p.get('reason'))
             mark = 'ok' if good else 'UNEXPECTED' if p.get('expect') is not None else 'UNKNOWN'
             lines.append('    %-10s %-50s %s' % (mark, p.get('label') or '%s -> %s' % (p['from'], p['to']), text))
+    for f in firewall or []:
+        # Another table's forward policy: why published or forwarded flows are blocked.
+        lines.append('WARNING: firewall: chain %s drops forwarded %s traffic by policy (no rule accepts DNATed '
+                     'connections): published ports and flows routed through this host are blocked there'
+                     % (f['chain'], f['family'].replace('ipv', 'IPv')))
     return lines
 
 

@@ -153,26 +153,49 @@ def run_info_module(module):
 
 def run_probe_module(module):
     """The reachability module: probes, and the checks that disagree with ``expect``
-    (a probe that could not decide disagrees with any expectation)."""
-    from ansible_collections.hostnet.provision.plugins.module_utils._probe import UNKNOWN, probe, unexpected
+    (a probe that could not decide disagrees with any expectation); other
+    tables' forward chains that drop by policy are reported beside them."""
+    from ansible_collections.hostnet.provision.plugins.module_utils._probe import (
+        BLOCKED,
+        UNKNOWN,
+        forward_drops,
+        probe,
+        unexpected,
+    )
 
     _require_root(module)
     try:
         results = probe(module.params['checks'], module.params['timeout'])
     except HostnetError as err:
         module.fail_json(msg=str(err), resource=err.resource, field=err.field, value=err.value)
+    try:
+        firewall = forward_drops(results)
+    except HostnetError as err:
+        firewall = []
+        module.warn('reachability: the forward policies of other firewalls were not read: %s' % err)
+    for entry in firewall:
+        version = entry['family'][-1]
+        blocked = [r for r in results if r['result'] == BLOCKED and
+                   ('ipv6' if ':' in r['to'] else 'ipv4') == entry['family']]
+        module.warn('WARNING: reachability: chain %s has policy drop on the forward hook and no rule accepting '
+                    'DNATed connections (ct status dnat accept): published ports and forwarded IPv%s traffic '
+                    'through this host are dropped there unless one of its rules accepts them%s'
+                    % (entry['chain'], version, '; it may be why %d blocked IPv%s check(s) are blocked'
+                       % (len(blocked), version) if blocked else ''))
     wrong = unexpected(results)
     unknown = [r for r in results if r['result'] == UNKNOWN]
     for r in unknown:
         if r.get('expect') is None:
             module.warn('%s could not be decided: %s' % (_check_text(r), r['reason']))
     if wrong:
-        module.fail_json(msg='%d of %d checks did not match expect: %s' % (
+        module.fail_json(msg='%d of %d checks did not match expect: %s%s' % (
             len(wrong), len(results), '; '.join('%s: %s (%s), expected %s' % (
                 _check_text(r), r['result'], r['reason'], 'reachable' if r['expect'] else 'blocked')
-                for r in wrong)),
-            results=results, unexpected=wrong)
-    module.exit_json(changed=False, results=results, unexpected=wrong)
+                for r in wrong),
+            ''.join(' (chain %s drops forwarded %s traffic by policy)' % (f['chain'], f['family'].replace('ipv', 'IPv'))
+                    for f in firewall)),
+            results=results, unexpected=wrong, firewall=firewall)
+    module.exit_json(changed=False, results=results, unexpected=wrong, firewall=firewall)
 
 
 def _check_text(r):

@@ -6,14 +6,18 @@ other tables' forward policies (read-only, for the portmap kind).
 
 Private to the hostnet.provision collection.
 
-* Sockets: the namespace's /proc/thread-self/net/{tcp,tcp6,udp,udp6} give
-  each socket's local address, port, state and inode; the process holding
-  the inode is found through /proc/PID/fd (``socket:[INODE]`` links). TCP
-  counts listening sockets; UDP every bound socket.
+* Sockets: the namespace's /proc/thread-self/net/{tcp,tcp6,udp,udp6} and
+  sctp/eps give each socket's local address(es), port, state and inode; the
+  process holding the inode is found through /proc/PID/fd
+  (``socket:[INODE]`` links). TCP counts listening sockets; UDP and SCTP
+  every bound socket.
 * nftables: the whole ruleset of the namespace through libnftables' JSON
   (never nft's text). Tables other than the collection's own are read, not
   changed: a rule with a ``dnat`` or ``redirect`` statement that matches a
-  destination port (a value, a range or an anonymous set) claims that port;
+  destination port (a value, a range or an anonymous set) claims that port,
+  on the destination addresses it matches (``ip daddr``/``ip6 daddr``: a
+  value, prefix, range or anonymous set; any address when it has no such
+  match or one we cannot read) and the families of its table;
   a base chain on the forward hook with policy drop drops published
   traffic unless one of its rules accepts DNATed connections
   (``ct status dnat accept``).
@@ -91,6 +95,26 @@ def _sockets(protocol, ports):
     return found
 
 
+def _sctp_holders(text, ports):
+    """Holders from the text of /proc/net/sctp/eps (every bound SCTP
+    endpoint; one line per socket: ENDPT SOCK STY SST HBKT LPORT UID INODE
+    LADDRS, the local addresses space-separated, IPv6 in full form)."""
+    found = []
+    for line in text.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 9 or not cols[5].isdigit() or not cols[7].isdigit():
+            continue
+        port = int(cols[5])
+        if ports is not None and port not in ports:
+            continue
+        for address in cols[8:]:
+            try:
+                found.append(Holder('sctp', ipaddress.ip_address(address.lstrip('*')), port, int(cols[7])))
+            except ValueError:
+                continue
+    return found
+
+
 def _processes(holders):
     """Fill each holder's processes from /proc/PID/fd (the PID namespace)."""
     wanted = dict(('socket:[%d]' % h.inode, h) for h in holders if h.inode)
@@ -122,13 +146,21 @@ def _processes(holders):
 
 
 def sockets(spec, protocol, resource=None):
-    """Every socket of ``protocol`` (tcp: listening; udp: bound) in a
-    namespace, without its processes (see ``name_processes``)."""
-    if protocol not in ('tcp', 'udp'):
+    """Every socket of ``protocol`` (tcp: listening; udp and sctp: bound) in
+    a namespace, without its processes (see ``name_processes``). SCTP's table
+    exists only while the kernel's sctp module is loaded: without it no SCTP
+    socket can exist."""
+    if protocol not in ('tcp', 'udp', 'sctp'):
         return []
     fd = _nsfs.open_namespace(spec, resource) if spec else None
     try:
         with _nsfs.entered(fd):
+            if protocol == 'sctp':
+                try:
+                    with open('/proc/thread-self/net/sctp/eps') as fh:
+                        return _sctp_holders(fh.read(), None)
+                except FileNotFoundError:
+                    return []
             return _sockets(protocol, None)
     except OSError as exc:
         raise translate_os_error(exc, 'list %s sockets in %s' % (protocol, _nsfs.spec_label(spec)),
@@ -193,11 +225,42 @@ def _ports_of(right):
     return None
 
 
+def _networks_of(right):
+    """The destination networks a daddr match's right side covers (a list of
+    ip_network), or None when it is not an address literal we can read (then
+    the rule counts as matching any address)."""
+    try:
+        if isinstance(right, str):
+            return [ipaddress.ip_network(right, strict=False)]
+        if isinstance(right, dict):
+            if 'prefix' in right:
+                prefix = right['prefix']
+                return [ipaddress.ip_network('%s/%s' % (prefix['addr'], prefix['len']), strict=False)]
+            if 'range' in right:
+                low, high = (ipaddress.ip_address(v) for v in right['range'])
+                return list(ipaddress.summarize_address_range(low, high))
+            if 'set' in right:
+                return _networks_of(right['set'])
+            return None
+        if isinstance(right, list):
+            out = []
+            for item in right:
+                nets = _networks_of(item)
+                if nets is None:
+                    return None
+                out.extend(nets)
+            return out
+    except (ValueError, TypeError, KeyError):
+        return None
+    return None
+
+
 def _rule_facts(expr):
-    """(protocols, ports, translates) of one rule: the transport protocols it
-    is limited to (None: any), the destination ports it matches (None: not
-    matched), and whether it has a dnat/redirect statement."""
-    protocols, ports, translates = None, None, False
+    """(protocols, ports, translates, networks) of one rule: the transport
+    protocols it is limited to (None: any), the destination ports it matches
+    (None: not matched), whether it has a dnat/redirect statement, and the
+    destination addresses it is limited to (None: any address)."""
+    protocols, ports, translates, networks = None, None, False, None
     for stmt in expr:
         if 'dnat' in stmt or 'redirect' in stmt:
             translates = True
@@ -214,26 +277,52 @@ def _rule_facts(expr):
                 ports = matched if ports is None else ports & matched
             if payload.get('protocol') in ('tcp', 'udp', 'sctp'):
                 protocols = {payload['protocol']}
+        if payload and payload.get('field') == 'daddr' and payload.get('protocol') in ('ip', 'ip6'):
+            matched = _networks_of(right)
+            if matched is not None:
+                networks = matched if networks is None else [n for n in matched if any(
+                    n.version == o.version and n.overlaps(o) for o in networks)]
         meta = left.get('meta')
         if meta and meta.get('key') == 'l4proto':
             names = right if isinstance(right, list) else (right.get('set') if isinstance(right, dict) else [right])
             if isinstance(names, list) and all(isinstance(n, str) for n in names):
                 protocols = set(names) if protocols is None else protocols & set(names)
-    return protocols, ports, translates
+    return protocols, ports, translates, networks
 
 
-def foreign_dnat(objs, protocol, ports):
+def _covers(family, networks, version, host_ip):
+    """Whether a rule of table ``family`` limited to ``networks`` (None: any
+    address) can take a mapping of IP ``version`` on ``host_ip`` (None or
+    unspecified: every address of the namespace, which includes theirs)."""
+    if version is not None and (family == 'ip' and version != 4 or family == 'ip6' and version != 6):
+        return False
+    if networks is None:
+        return True
+    if version is not None and not any(n.version == version for n in networks):
+        return False
+    if host_ip in (None, '') or ipaddress.ip_address(host_ip).is_unspecified:
+        return True
+    address = ipaddress.ip_address(host_ip)
+    return any(address in n for n in networks if n.version == address.version)
+
+
+def foreign_dnat(objs, protocol, ports, version=None, host_ip=None):
     """Rules of other tables that DNAT (or redirect) one of ``ports`` of
-    ``protocol``: a list of (port, "family table chain")."""
+    ``protocol`` where a mapping of IP ``version`` on ``host_ip`` would
+    receive it (None: any family, every address): a list of (port,
+    "family table chain"). A rule limited to other destination addresses
+    (``ip daddr 198.51.100.7``) does not take a mapping on another host_ip."""
     found = []
     for obj in objs:
         rule = obj.get('rule')
         if not rule or not _foreign(rule):
             continue
-        protocols, matched, translates = _rule_facts(rule.get('expr') or [])
+        protocols, matched, translates, networks = _rule_facts(rule.get('expr') or [])
         if not translates or matched is None:
             continue
         if protocols is not None and protocol not in protocols:
+            continue
+        if not _covers(rule.get('family'), networks, version, host_ip):
             continue
         for port in sorted(matched & set(ports)):
             where = '%s %s %s' % (rule['family'], rule['table'], rule['chain'])

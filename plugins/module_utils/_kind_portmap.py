@@ -435,7 +435,7 @@ class PortmapKind(ResourceKind):
                                     after['host_port'])
             self.ctx.warn('%s: %s; allow_listening is set: connections to the host\'s addresses on it now go to '
                           '%s instead' % (res, text, after['destination']))
-        taken = _hostports.foreign_dnat(self._rules(netns, res), protocol, ports)
+        taken = _hostports.foreign_dnat(self._rules(netns, res), protocol, ports, version, after.get('host_ip'))
         if taken:
             text = ', '.join('host port %d/%s is already DNATed by %s' % (port, protocol, where)
                              for port, where in taken)

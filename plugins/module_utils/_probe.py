@@ -24,6 +24,11 @@ Every probe ends in one of three results, never a guess:
   against ``unknown``, whichever way it points.
 
 All checks are validated before the first packet is sent.
+
+``forward_drops`` reads (never changes) the ruleset of the namespace the
+probes are run from: a base chain of another table on the forward hook
+with policy drop (see _hostports) explains why published or forwarded
+flows through this host are blocked, so the report shows it.
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ import socket
 import struct
 import time
 
-from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
+from ansible_collections.hostnet.provision.plugins.module_utils import _hostports, _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import HostnetError, ValidationError
 
-__all__ = ['probe', 'validate', 'unexpected', 'PROTOCOLS', 'MAX_TIMEOUT', 'REACHABLE', 'BLOCKED', 'UNKNOWN']
+__all__ = ['probe', 'validate', 'unexpected', 'forward_drops', 'PROTOCOLS', 'MAX_TIMEOUT', 'REACHABLE', 'BLOCKED', 'UNKNOWN']
 
 PROTOCOLS = ('icmp', 'tcp')
 # A probe waits at most this long: more is a typo (ms for s), not a network.
@@ -231,3 +236,14 @@ def unexpected(results):
     """Checks whose ``expect`` is not met (an unknown result meets none)."""
     return [r for r in results if r.get('expect') is not None and
             (r['result'] == UNKNOWN or r['expect'] != (r['result'] == REACHABLE))]
+
+
+def forward_drops(checks, spec=None):
+    """Base chains of other nftables tables on the forward hook of ``spec``
+    (None: the namespace this runs in) whose policy drop would drop
+    published or forwarded traffic of the checks' address families:
+    [{netns, family, chain, policy}]. Reads the ruleset only."""
+    versions = sorted(set(ipaddress.ip_address(c['to']).version for c in checks))
+    objs = _hostports.ruleset(spec, 'reachability')
+    return [{'netns': spec, 'family': 'ipv%d' % version, 'chain': where, 'policy': 'drop'}
+            for version in versions for where in _hostports.foreign_forward_drops(objs, version)]

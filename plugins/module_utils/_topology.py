@@ -271,6 +271,7 @@ def plan_networks(networks, facts=None, prefix='br-', veth_prefix='ve', defaults
     present = [n for n in nets if n['state'] == 'present']
     own_bridges = set(n['bridge'] for n in nets)
     _check_bridges_unique(nets, problems)
+    _check_reach(nets, problems)
     _check_overlaps(present, problems)
     checked = [n for n in present if not n.get(_clash.OVERRIDE)]
     if _clash_facts(facts) is None:
@@ -358,6 +359,12 @@ def _normalize_network(raw, index, defaults, prefix, problems):
         problems.add(where, 'mtu %d is below %d, the minimum for IPv6, and the network has the IPv6 subnet %s'
                      % (mtu, _IPV6_MIN_MTU, next(s['net'] for s in subnets if s['net'].version == 6)))
     net['subnets'] = subnets
+    reach = raw.get('reach')
+    if reach is not None and (not isinstance(reach, list) or
+                              not all(isinstance(r, str) and r for r in reach)):
+        problems.add(where, 'reach %r must be a list of network names' % (reach,))
+        reach = None
+    net['reach'] = list(dict.fromkeys(reach or []))
     net['endpoints'] = []
     names = set()
     endpoints = raw.get('endpoints') or []
@@ -400,6 +407,29 @@ def _check_bridges_unique(nets, problems):
             problems.add('network %s' % net['name'], 'bridge %s is also the bridge of network %s'
                          % (net['bridge'], seen[net['bridge']]))
         seen[net['bridge']] = net['name']
+
+
+def _check_reach(nets, problems):
+    """``reach`` names other networks of the same list, present and not both
+    isolated (isolation overrides reach between two isolated bridges)."""
+    by_name = dict((n['name'], n) for n in nets)
+    for net in nets:
+        if net['state'] != 'present':
+            continue
+        for name in net['reach']:
+            where = 'network %s' % net['name']
+            other = by_name.get(name)
+            if name == net['name']:
+                problems.add(where, 'reach %s names the network itself; its endpoints reach each other unless '
+                                    'icc is false' % name)
+            elif other is None:
+                problems.add(where, 'reach %s: no network of that name in this list (known: %s)'
+                             % (name, ', '.join(sorted(by_name)) or 'none'))
+            elif other['state'] != 'present':
+                problems.add(where, 'reach %s: network %s is marked absent' % (name, name))
+            elif net.get('isolated') and other.get('isolated'):
+                problems.add(where, 'reach %s: both networks are isolated, which drops all traffic between them '
+                                    'whatever reach says' % name)
 
 
 def _check_overlaps(nets, problems):
@@ -721,6 +751,10 @@ def _derive(nets, ports, facts, veth_prefix):
             for field in ('mtu', 'masquerade', 'icc', 'isolated', 'host_access'):
                 if net.get(field) is not None:
                     bridge[field] = net[field]
+            if net['reach']:
+                bridges = dict((n['name'], n['bridge']) for n in nets)
+                bridge['reach'] = [bridges[name] for name in net['reach']]
+                report['reach'] = list(net['reach'])
             if net.get(_clash.OVERRIDE):
                 bridge[_clash.OVERRIDE] = True
             out['bridges'].append(bridge)

@@ -81,8 +81,8 @@ options:
         type: int
       allow_listening:
         description:
-          - A host port on which a process of the namespace listens (TCP) or has a bound socket (UDP), on an
-            address the mapping covers, is refused before any change, naming the process and its pid
+          - A host port on which a process of the namespace listens (TCP) or has a bound socket (UDP, SCTP), on
+            an address the mapping covers, is refused before any change, naming the process and its pid
             (for example C(host port 8080/tcp is held by nginx (pid 123\))), because the mapping would take
             that process's connections.
           - V(true) publishes it anyway (with a warning).
@@ -92,8 +92,11 @@ options:
         description:
           - A host port that a rule of another nftables table (not the collection's, for example Docker's
             C(ip nat DOCKER) chain) already DNATs or redirects is refused before any change, naming the
-            table and chain; a rule is counted when it matches that destination port (whatever else it
-            matches).
+            table and chain; a rule is counted when it matches that destination port and the mapping's
+            address family and O(config[].host_ip). A rule limited to other destination addresses (C(ip daddr
+            198.51.100.7)) does not take a mapping on another O(config[].host_ip); one without a destination
+            address match, or whose address match cannot be read, takes every address. A mapping without
+            O(config[].host_ip) covers every address, so any such rule of its family counts.
           - V(true) publishes it anyway (with a warning); whichever rule runs first takes the connections.
         type: bool
         default: false

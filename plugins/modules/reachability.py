@@ -26,6 +26,13 @@ description:
   - An V(unknown) result never counts as blocked. A check with O(checks[].expect) fails against it, whichever
     way it points, and a check without one adds a warning.
   - Every check and O(timeout) are validated before the first packet is sent.
+  - Also reads (never changes) the nftables ruleset of the namespace the module runs in. A base chain of another
+    table on the forward hook with policy drop and no rule accepting DNATed connections (C(ct status dnat
+    accept)), for example C(ip filter FORWARD) of a firewall or of Docker, drops published ports and forwarded
+    traffic through this host; it is listed in RV(firewall) and warned about on every run (a warning starting
+    with C(WARNING:)), and a failure message names it, so a blocked flow shows why. The same finding as
+    M(hostnet.provision.portmap)'s RV(hostnet.provision.portmap#module:firewall). Without libnftables the
+    module warns that it could not read it.
 author:
   - hostnet.provision contributors (@hostnet-provision)
 attributes:
@@ -103,6 +110,15 @@ unexpected:
   type: list
   elements: dict
   sample: []
+firewall:
+  description:
+    - Base chains of other nftables tables on the forward hook of the namespace the module runs in whose policy
+      drop would drop published or forwarded traffic (no rule of theirs accepts DNATed connections), for the
+      address families of the checks. Reported on every run; empty when there is none.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{'netns': null, 'family': 'ipv4', 'chain': 'ip filter FORWARD', 'policy': 'drop'}]
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -276,6 +276,76 @@ def test_reach_refused_before_any_change(item, fragment, untouched):
     assert ruleset() == state
 
 
+def apply_bridge_network_role(networks, tmp_path):
+    """ansible-playbook of the bridge_network role on the sandbox itself
+    (connection local); the sysctl file goes to tmp_path, never to /etc."""
+    from conftest import COLLECTIONS, REPO
+    playbook = tmp_path / 'role.yml'
+    playbook.write_text(json.dumps([{
+        'name': 'bridge_network', 'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
+        'vars': {'ansible_python_interpreter': sys.executable},
+        'roles': [{'role': 'hostnet.provision.bridge_network'}]}]))
+    variables = tmp_path / 'vars.json'
+    variables.write_text(json.dumps({'bridge_network_networks': networks,
+                                     'bridge_network_sysctl_file': str(tmp_path / 'sysctl.conf')}))
+    binary = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+    if not os.path.exists(binary):
+        binary = os.path.join(REPO, '.venv', 'bin', 'ansible-playbook')
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCALHOST_WARNING='false',
+               ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+    proc = subprocess.run([binary, '-i', 'localhost,', '-e', '@%s' % variables, str(playbook)], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def role_networks(ra_reach=(), rc_reach=()):
+    return [
+        {'name': 'ra', 'subnet': '198.51.100.0/24', 'subnet6': '2001:db8:100::/64', 'reach': list(ra_reach),
+         'endpoints': [{'name': 'ep-a', 'address': '198.51.100.10', 'address6': '2001:db8:100::10'}]},
+        {'name': 'rc', 'subnet': '203.0.113.0/24', 'subnet6': '2001:db8:200::/64', 'reach': list(rc_reach),
+         'endpoints': [{'name': 'ep-c', 'address': '203.0.113.10', 'address6': '2001:db8:200::10'}]},
+    ]
+
+
+def test_bridge_network_role_reach_opens_what_each_network_declares(untouched, tmp_path):
+    """Two networks of the role: isolated from each other by default; `reach`
+    on a network opens new connections from it to the one it names (one way,
+    replies pass), on both for both ways; dropping it isolates them again."""
+    rc, out = apply_bridge_network_role(role_networks(), tmp_path)
+    assert rc == 0, out[-4000:]
+    servers = Udp()
+    try:
+        servers.all('ep-a')
+        servers.all('ep-c')
+        for name, gateways in (('ep-a', ('198.51.100.1', '2001:db8:100::1')),
+                               ('ep-c', ('203.0.113.1', '2001:db8:200::1'))):
+            for gateway in gateways:
+                assert settle(name, gateway), (name, gateway)
+        assert talks('ep-a', 'ep-c') == NONE and talks('ep-c', 'ep-a') == NONE
+
+        rc, out = apply_bridge_network_role(role_networks(ra_reach=['rc']), tmp_path)
+        assert rc == 0, out[-4000:]
+        assert talks('ep-a', 'ep-c') == ALL
+        assert talks('ep-c', 'ep-a') == NONE
+
+        rc, out = apply_bridge_network_role(role_networks(ra_reach=['rc'], rc_reach=['ra']), tmp_path)
+        assert rc == 0, out[-4000:]
+        assert talks('ep-a', 'ep-c') == ALL and talks('ep-c', 'ep-a') == ALL
+
+        rc, out = apply_bridge_network_role(role_networks(), tmp_path)
+        assert rc == 0, out[-4000:]
+        assert talks('ep-a', 'ep-c') == NONE and talks('ep-c', 'ep-a') == NONE
+
+        # An unknown name is a plan error: nothing changes (still isolated).
+        state = ruleset()
+        rc, out = apply_bridge_network_role(role_networks(ra_reach=['rcc']), tmp_path)
+        assert rc != 0 and 'network ra: reach rcc: no network of that name in this list' in out, out[-4000:]
+        assert ruleset() == state
+        assert talks('ep-a', 'ep-c') == NONE
+    finally:
+        servers.stop()
+
+
 # -- 3. the host's 127.0.0.1: published ports without route_localnet ----------
 
 def attack_loopback(netns, gateway):

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -398,6 +399,38 @@ def test_port_a_host_process_listens_on_is_refused_naming_it(net):
         assert reaches('outside', HOST_V4, 8082, 'hello-a')
 
 
+def _sctp_supported():
+    import socket
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_sctp_port_a_host_process_has_bound_is_refused_naming_it(net):
+    """Needs a kernel with SCTP (the sctp module): /proc/net/sctp/eps exists
+    only then, and without it no SCTP socket can hold a port."""
+    if not _sctp_supported():
+        pytest.skip('this kernel has no SCTP (sctp module not available): no SCTP socket can exist')
+    code = ('import socket, time\n'
+            's = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)\n'
+            's.bind(("0.0.0.0", 9132)); s.listen(1); print("ready", flush=True); time.sleep(60)\n')
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'ready'
+        before = ruleset()
+        failed = run_alone('portmap', fail=True, config=[dict(WEB, protocol='sctp', host_port=9132)])
+        assert 'host port 9132/sctp is held by python' in failed['msg'] and '(pid %d)' % proc.pid in failed['msg'], \
+            failed['msg']
+        assert ruleset() == before
+        # TCP on the same port number is another protocol's port.
+        run_alone('portmap', config=[dict(WEB, host_port=9132)])
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def test_port_another_table_dnats_is_refused_naming_table_and_chain(net):
     sh('nft', 'add table ip nat; '
        'add chain ip nat PREROUTING { type nat hook prerouting priority dstnat; policy accept; }; '
@@ -418,6 +451,42 @@ def test_port_another_table_dnats_is_refused_naming_table_and_chain(net):
     sh('nft', 'add rule ip nat DOCKER tcp dport 49152 dnat to 203.0.113.99:22')
     auto = run_alone('portmap', config=[{'host_port': 'auto', 'destination': '198.51.100.10', 'port': 22}])
     assert auto['after'][0]['assigned_port'] == 49153
+
+
+def test_another_tables_dnat_counts_only_on_the_addresses_it_matches(net):
+    """A foreign DNAT limited to one destination address takes that address
+    only; one with no address match takes them all; an ip-family table takes
+    no IPv6 mapping."""
+    sh('nft', 'add table ip nat; '
+       'add chain ip nat PREROUTING { type nat hook prerouting priority dstnat; policy accept; }; '
+       'add chain ip nat DOCKER; add rule ip nat PREROUTING fib daddr type local jump DOCKER; '
+       'add rule ip nat DOCKER ip daddr 198.51.100.7 tcp dport 8080 dnat to 203.0.113.99:80; '
+       'add rule ip nat DOCKER ip daddr { 198.18.0.1, 198.18.0.100-198.18.0.120 } tcp dport 8081 '
+       'dnat to 203.0.113.99:80; '
+       'add rule ip nat DOCKER tcp dport 8082 dnat to 203.0.113.99:80')
+    # Another address than the rule's: published, and the port answers.
+    result = run_alone('portmap', config=[dict(WEB, host_ip=HOST_V4)])
+    assert result['changed'] and not [w for w in warnings(result) if 'DOCKER' in w]
+    assert reaches('outside', HOST_V4, 8080, 'hello-a')
+    before = ruleset()
+    # The rule's own address (in a set), no address match at all, or every
+    # address of the namespace (no host_ip): refused, nothing changed.
+    for entry, port in ((dict(WEB, host_port=8081, host_ip=HOST_V4), 8081),
+                        (dict(WEB, host_port=8082, host_ip=HOST_V4), 8082),
+                        (dict(WEB, host_port=8080, host_ip='198.51.100.1'), None),
+                        (dict(WEB, host_port=8081), 8081)):
+        if port is None:
+            run_alone('portmap', config=[entry])  # 198.51.100.1 is not the rule's 198.51.100.7
+            run_alone('portmap', state='deleted', config=[entry])
+            before = ruleset()
+            continue
+        failed = run_alone('portmap', fail=True, config=[entry])
+        assert 'host port %d/tcp is already DNATed by ip nat DOCKER' % port in failed['msg'], failed['msg']
+        assert ruleset() == before
+    # An ip-family table takes no IPv6 mapping, whatever its ports.
+    result = run_alone('portmap', config=[dict(WEB6, host_port=8082, host_ip=HOST_V6)])
+    assert result['changed']
+    assert reaches('outside', HOST_V6, 8082, 'hello-a6')
 
 
 def test_foreign_forward_drop_policy_is_warned_every_run_and_is_true(net):

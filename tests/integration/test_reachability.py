@@ -91,3 +91,53 @@ def test_timeout_zero_negative_or_absurd_is_refused_before_any_probe():
         assert failed['field'] == 'timeout' and failed['value'] == timeout, failed
         assert 'timeout %r' % (timeout,) in failed['msg'] or 'timeout %r' % float(timeout) in failed['msg']
         assert 'results' not in failed
+
+
+def test_foreign_forward_drop_policy_is_reported_and_explains_the_blocked_published_port():
+    """Another table's forward chain with policy drop (Docker's, a firewall's)
+    blocks a published port: the report says which chain, on every run, and
+    stops saying it once that chain accepts DNATed connections."""
+    from ansible.module_utils.common import warnings as ansible_warnings
+    from ansible_collections.hostnet.provision.plugins.filter.report import report_lines
+    from traffic import HOST_V4, Servers, build as build_host
+
+    servers = Servers()
+    try:
+        build_host(endpoints=('ep-a',))
+        servers.tcp('ep-a', 80, 'hello-a')
+        run_module('portmap', config=[{'host_port': 8080, 'destination': '198.51.100.10', 'port': 80}])
+        checks = [{'from': 'outside', 'to': HOST_V4, 'protocol': 'tcp', 'port': 8080, 'label': 'published web'},
+                  {'from': 'ep-a', 'to': '2001:db8:100::1'}]
+        fine = run_module('reachability', timeout=1, checks=checks)
+        assert [r['result'] for r in fine['results']] == ['reachable', 'reachable']
+        assert fine['firewall'] == []
+
+        sh_ok = subprocess.run
+        sh_ok(['nft', 'add table ip filter; add chain ip filter FORWARD '
+               '{ type filter hook forward priority filter; policy drop; }'], check=True)
+        for _run in range(2):  # every run, also when nothing changed
+            ansible_warnings._global_warnings.clear()
+            result = run_module('reachability', timeout=1, checks=checks)
+            assert result['results'][0]['result'] == 'blocked'
+            assert result['firewall'] == [{'netns': None, 'family': 'ipv4', 'chain': 'ip filter FORWARD',
+                                           'policy': 'drop'}]
+            texts = [w['event']['msg'] if isinstance(w, dict) else w for w in result.get('warnings') or []]
+            warned = [w for w in texts if w.startswith('WARNING: ') and 'ip filter FORWARD' in w]
+            assert len(warned) == 1 and '1 blocked IPv4 check' in warned[0], texts
+        lines = report_lines('host', result['results'], firewall=result['firewall'])
+        assert [line for line in lines if line.startswith('WARNING: firewall: chain ip filter FORWARD drops '
+                                                          'forwarded IPv4 traffic by policy')], lines
+        failed = run_module('reachability', fail=True, timeout=1, checks=[dict(checks[0], expect=True)])
+        assert 'chain ip filter FORWARD drops forwarded IPv4 traffic by policy' in failed['msg'], failed['msg']
+        assert failed['firewall'] == result['firewall']
+
+        sh_ok(['nft', 'add rule ip filter FORWARD ct status dnat accept; '
+               'add rule ip filter FORWARD ct state established,related accept'], check=True)
+        ansible_warnings._global_warnings.clear()
+        accepted = run_module('reachability', timeout=1, checks=checks)
+        assert accepted['results'][0]['result'] == 'reachable' and accepted['firewall'] == []
+        assert not [line for line in report_lines('host', accepted['results'], firewall=accepted['firewall'])
+                    if 'firewall' in line]
+    finally:
+        servers.stop()
+        subprocess.run(['nft', 'delete table ip filter'], check=False, capture_output=True)

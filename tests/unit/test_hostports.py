@@ -55,6 +55,48 @@ def test_foreign_dnat_claims(protocol, ports, found):
     assert _hostports.foreign_dnat(RULESET, protocol, ports) == found
 
 
+def daddr(protocol, right):
+    return {'match': {'op': '==', 'left': {'payload': {'protocol': protocol, 'field': 'daddr'}}, 'right': right}}
+
+
+ADDRESSED = [
+    # ip nat A: ip daddr 198.51.100.7 tcp dport 8080 dnat to 203.0.113.99:80
+    rule('ip', 'nat', 'A', daddr('ip', '198.51.100.7'), dport('tcp', 8080), DNAT),
+    # ip nat B: ip daddr { 198.18.0.0/28, 198.18.0.100-198.18.0.120 } tcp dport 8081 dnat ...
+    rule('ip', 'nat', 'B',
+         daddr('ip', {'set': [{'prefix': {'addr': '198.18.0.0', 'len': 28}},
+                              {'range': ['198.18.0.100', '198.18.0.120']}]}),
+         dport('tcp', 8081), DNAT),
+    # ip nat C: ip daddr @docker_addrs tcp dport 8082 dnat ...  (a named set: not read, any address)
+    rule('ip', 'nat', 'C', daddr('ip', '@docker_addrs'), dport('tcp', 8082), DNAT),
+    # inet nat D: ip6 daddr 2001:db8:ff::1 tcp dport 8083 dnat ...
+    rule('inet', 'nat', 'D', daddr('ip6', '2001:db8:ff::1'), dport('tcp', 8083), DNAT),
+    # ip nat E: tcp dport 8084 dnat ...  (any address)
+    rule('ip', 'nat', 'E', dport('tcp', 8084), DNAT),
+]
+
+
+@pytest.mark.parametrize('port, version, host_ip, claimed', [
+    (8080, 4, '198.18.0.1', False),      # another address than the rule's
+    (8080, 4, '198.51.100.7', True),     # the rule's address
+    (8080, 4, None, True),               # every address includes the rule's
+    (8080, 4, '0.0.0.0', True),
+    (8080, 6, None, False),              # an ip table takes no IPv6
+    (8081, 4, '198.18.0.5', True),       # in the prefix
+    (8081, 4, '198.18.0.110', True),     # in the range
+    (8081, 4, '198.18.0.50', False),
+    (8082, 4, '198.18.0.50', True),      # unreadable match: any address
+    (8083, 6, '2001:db8:ff::1', True),
+    (8083, 6, '2001:db8:ff::2', False),
+    (8083, 4, None, False),              # limited to an IPv6 address
+    (8084, 4, '198.18.0.50', True),
+    (8084, None, None, True),            # no family given: as before, any
+])
+def test_foreign_dnat_matches_the_destination_address(port, version, host_ip, claimed):
+    found = _hostports.foreign_dnat(ADDRESSED, 'tcp', [port], version, host_ip)
+    assert bool(found) is claimed, found
+
+
 def chain(family, table, name, hook, policy):
     return {'chain': {'family': family, 'table': table, 'name': name, 'handle': 1, 'type': 'filter',
                       'hook': hook, 'prio': 0, 'policy': policy}}
@@ -128,3 +170,28 @@ def test_probe_input_refused_before_any_probe(checks, timeout, field):
 def test_unknown_meets_no_expectation(result, expect, unexpected):
     check = {'to': '198.51.100.10', 'result': result, 'expect': expect}
     assert bool(_probe.unexpected([check])) is unexpected
+
+
+# /proc/net/sctp/eps as net/sctp/proc.c prints it (pointers hashed, IPv6 in
+# full form, a trailing space after each address).
+SCTP_EPS = (' ENDPT     SOCK   STY SST HBKT LPORT   UID INODE LADDRS\n'
+            '00000000b2a8d3b3 000000003e1c9a0f 2   10  29   5000      0 123456 0.0.0.0 \n'
+            '000000005f3c2e11 00000000a4d1c7e2 1   10  30   5001      0 123457 198.18.0.1 '
+            '2001:0db8:00ff:0000:0000:0000:0000:0001 \n'
+            '00000000c0ffee00 00000000deadbe00 2   10  31   5002      0 123458 0000:0000:0000:0000:0000:0000:0000:0000 \n')
+
+
+def test_sctp_endpoints_are_read_with_every_local_address():
+    holders = _hostports._sctp_holders(SCTP_EPS, None)
+    assert [(h.protocol, str(h.address), h.port, h.inode) for h in holders] == [
+        ('sctp', '0.0.0.0', 5000, 123456),
+        ('sctp', '198.18.0.1', 5001, 123457),
+        ('sctp', '2001:db8:ff::1', 5001, 123457),
+        ('sctp', '::', 5002, 123458)]
+    assert [h.port for h in _hostports._sctp_holders(SCTP_EPS, {5001})] == [5001, 5001]
+    by_port = dict((h.port, h) for h in holders)
+    # A wildcard endpoint takes every mapping of its family; :: takes IPv4 too.
+    assert _hostports.conflicts(by_port[5000], 4, '198.18.0.1')
+    assert _hostports.conflicts(by_port[5002], 4, None)
+    assert not _hostports.conflicts(holders[1], 4, '198.18.0.2')
+    assert 'host port 5000/sctp is held by' in by_port[5000].describe()

@@ -459,3 +459,31 @@ def test_a_dual_stack_endpoint_publishes_over_both_families_and_the_sysctl_famil
     assert plan['families'] == [4, 6]
     assert plan_networks([WEB])['families'] == [4]
     assert plan_networks([dict(WEB, subnet='2001:db8:6::/64')])['families'] == [6]
+
+
+APP = {'name': 'app', 'subnet': '203.0.113.0/26', 'endpoints': [{'name': 'a1'}]}
+
+
+def test_reach_names_networks_and_becomes_the_bridges_reach():
+    plan = plan_networks([dict(APP, reach=['web']), WEB])
+    bridges = dict((b['name'], b) for b in plan['bridges'])
+    assert bridges['br-app']['reach'] == ['br-web']
+    assert 'reach' not in bridges['br-web']  # isolated from app by default (replaced resets it)
+    assert [r.get('reach') for r in plan['report']] == [['web'], None]
+    # The bridge's own name wins over the derived one.
+    plan = plan_networks([dict(APP, reach=['web']), dict(WEB, bridge='hn-web')])
+    assert plan['bridges'][0]['reach'] == ['hn-web']
+
+
+@pytest.mark.parametrize('networks, defaults, fragment', [
+    ([dict(APP, reach=['wbe']), WEB], None, 'network app: reach wbe: no network of that name in this list '
+                                            '(known: app, web)'),
+    ([dict(APP, reach=['app'])], None, 'network app: reach app names the network itself'),
+    ([dict(APP, reach=['web']), dict(WEB, state='absent')], None, 'reach web: network web is marked absent'),
+    ([dict(APP, reach='web'), WEB], None, "network app: reach 'web' must be a list of network names"),
+    ([dict(APP, reach=['web']), WEB], {'isolated': True}, 'reach web: both networks are isolated'),
+])
+def test_reach_problems_are_refused_before_any_change(networks, defaults, fragment):
+    with pytest.raises(PlanError) as info:
+        plan_networks(networks, facts(), defaults=defaults)
+    assert fragment in str(info.value)
