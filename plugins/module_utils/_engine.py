@@ -267,6 +267,9 @@ def reconcile(kind, config, state, ctx):
             continue
         _apply_resource(key, ops, done)
 
+    if result.changed and not ctx.check_mode:
+        _adopt_legacy(kind)
+
     # 3. Report: before/after of the resources that changed.
     for key, before, after, ops in plan:
         if before is not None:
@@ -291,6 +294,15 @@ def _recovery(kind, ctx):
         for op in ops:
             op.run()
     return ops
+
+
+def _adopt_legacy(kind):
+    """Record the links an earlier version made in the namespaces read (see
+    _intent.adopt_legacy)."""
+    kernel = getattr(kind, 'kernel', None)
+    if kernel is not None and hasattr(kernel, 'namespaces_read'):
+        from ansible_collections.hostnet.provision.plugins.module_utils import _intent
+        _intent.adopt_legacy(kernel)
 
 
 def _apply_resource(key, ops, done):

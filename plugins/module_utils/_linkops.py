@@ -20,7 +20,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     NotManagedError,
 )
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op
-from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed
+from ansible_collections.hostnet.provision.plugins.module_utils._netlink import OWNER_TAG, is_managed, parse_alias
 
 __all__ = ['LinkRef', 'managed_link_keys', 'one_prefix_per_ipv6', 'attribute_ops', 'address_ops', 'route_ops', 'repair_op', 'claim', 'read_routes']
 
@@ -54,6 +54,7 @@ class LinkRef:
         link = self.get() if created is not None else None
         if link is not None and link['index'] == created:
             self.kernel.link_del(self.netns, self.resource, created)
+            _intent.forget(self.netns, self.name, created)
 
     def get(self):
         return self.kernel.link(self.netns, self.name, self.resource)
@@ -66,7 +67,13 @@ class LinkRef:
         return index
 
     def set(self, field=None, value=None, **kwargs):
-        self.kernel.link_set(self.netns, self.resource, self.index(), field=field, value=value, **kwargs)
+        index = self.index()
+        self.kernel.link_set(self.netns, self.resource, index, field=field, value=value, **kwargs)
+        parsed = parse_alias(kwargs.get('ifalias'))
+        if parsed is not None and parsed[0] != 'veth-peer':
+            # Marked as ours: the record of the name holds this link's index
+            # (a veth's peer end is checked through its host end).
+            _intent.record(self.netns, self.name, index)
 
 
 def managed_link_keys(kernel, scope, kind, owned=is_managed):

@@ -24,6 +24,7 @@ import os
 import socket
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _deps
+from ansible_collections.hostnet.provision.plugins.module_utils import _intent
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _rtnl
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
@@ -121,8 +122,15 @@ def make_alias(role='', **fields):
 
 
 def is_managed(link):
-    """True when the link carries an alias of the collection's grammar."""
-    return parse_alias(link.get('alias')) is not None
+    """True when the link carries an alias of the collection's grammar and
+    the collection's record of the name in that namespace holds this link's
+    index (see _intent: a copied alias is not enough)."""
+    parsed = parse_alias(link.get('alias'))
+    if parsed is None:
+        return False
+    # A veth's peer end is checked through its host end (whose record
+    # holds its index, and which names the peer and its index).
+    return parsed[0] == 'veth-peer' or _intent.owned(link)
 
 
 def _link_to_dict(msg):
@@ -255,6 +263,7 @@ class Kernel:
 
     def __init__(self):
         _deps.require_pyroute2()
+        _intent.forget_cache()
         self._ns = {}
         self._kinds = {}
         # Bumped by every write: a write can change other namespaces too
@@ -381,8 +390,10 @@ class Kernel:
             msgs = self._rt(spec, 'list links', _rtnl.RTM_GETLINK, _rtnl.link_dump_request(), 'dump',
                             resource=resource)
             ns._links = {}
+            ident = _nsfs.namespace_id(spec)
             for msg in msgs:
                 link = _link_to_dict(msg)
+                link['_ns'] = ident  # whose records tell whether it is ours
                 ns._links[link['name']] = link
             ns.stale = False
             ns._fresh = {}
@@ -400,7 +411,10 @@ class Kernel:
                                 'get', resource=resource)
             except LinkNotFound:
                 msgs = []
-            ns._fresh[name] = _link_to_dict(msgs[0]) if msgs else None
+            link = _link_to_dict(msgs[0]) if msgs else None
+            if link is not None:
+                link['_ns'] = _nsfs.namespace_id(spec)
+            ns._fresh[name] = link
         return ns._fresh[name]
 
     def link_index(self, spec, name, resource=None):
@@ -577,7 +591,19 @@ class Kernel:
                  resource=resource, field=field, value=value)
 
     def link_del(self, spec, resource, index):
+        names = [name for name, known in self.session(spec, resource)._index.items() if known == index]
         self._rt(spec, 'delete link', _rtnl.RTM_DELLINK, _rtnl.link_request(index), resource=resource)
+        for name in names:
+            _intent.forget(spec, name, index)
+
+    def namespaces_read(self):
+        """(spec, namespace identity) of every namespace this run opened."""
+        out = []
+        for key in list(self._ns):
+            ident = _nsfs.namespace_id(key or None)
+            if ident is not None:
+                out.append((key or None, ident))
+        return out
 
     def addr_add(self, spec, resource, index, cidr):
         iface = ipaddress.ip_interface(cidr)

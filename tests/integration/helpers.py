@@ -197,11 +197,23 @@ def _netns_view(netns=None):
                 and not ('self' in (e.get('flags') or []) and int(e['mac'].split(':')[0], 16) & 1
                          and not e.get('dst'))]
 
+    def addresses():
+        # Without IPv6 link-local addresses: the kernel's own, on its timing.
+        return [dict(entry, addr_info=[a for a in entry.get('addr_info', []) if a.get('scope') != 'link'])
+                for entry in _drop_volatile(ip_json('addr', 'show', netns=netns))]
+
+    def routes6():
+        # Without the kernel's link-local, multicast and anycast routes,
+        # which come and go with the links and DAD on the kernel's timing.
+        return [r for r in ip_json('-6', 'route', 'show', 'table', 'all', netns=netns)
+                if not (r.get('protocol') == 'kernel' and (r.get('dst', '').startswith(('fe80', 'ff00'))
+                                                           or r.get('type') in ('anycast', 'multicast')))]
+
     return {
         'links': links(),
-        'addresses': _drop_volatile(ip_json('addr', 'show', netns=netns)),
+        'addresses': addresses(),
         'routes4': ip_json('-4', 'route', 'show', 'table', 'all', netns=netns),
-        'routes6': ip_json('-6', 'route', 'show', 'table', 'all', netns=netns),
+        'routes6': routes6(),
         'rules': ip_json('rule', 'show', netns=netns),
         'neighbours': ip_json('neigh', 'show', 'nud', 'permanent', netns=netns),
         'fdb': fdb_all(),

@@ -249,3 +249,37 @@ def test_ipv4_only_bridge_leaves_ipv6_forwarding_alone():
     run_module('bridge', enable_forwarding=True,
                config=[{'name': 'hn-br1', 'addresses': ['2001:db8:20::1/64'], 'masquerade': True}])
     assert _sysctl('/proc/sys/net/ipv6/conf/all/forwarding') == '1'
+
+
+# -- links: the record of the name, not the alias alone -------------------------
+
+def test_link_remade_by_someone_else_with_our_alias_is_not_ours():
+    """A bridge of ours deleted and made again by someone else under its
+    name, alias copied: refused, neither adopted, changed nor deleted; a
+    never-recorded name with the alias likewise."""
+    run_module('bridge', config=[{'name': 'hn-own', 'addresses': ['198.18.60.1/24']}])
+    sh('ip', 'link', 'del', 'hn-own')
+    for name in ('hn-own', 'hn-fake'):
+        sh('ip', 'link', 'add', name, 'type', 'bridge')
+        sh('ip', 'link', 'set', name, 'alias', 'hostnet.provision')
+    before = snapshot()
+    for name in ('hn-own', 'hn-fake'):
+        result = run_module('bridge', fail=True, config=[{'name': name, 'addresses': ['198.18.61.1/24']}])
+        assert 'not created by hostnet.provision' in result['msg'], result['msg']
+    gathered = run_module('bridge', state='gathered')['gathered']
+    assert [b['name'] for b in gathered] == []
+    assert run_module('bridge', config=[], state='overridden')['changed'] is False
+    unchanged(before)
+
+
+def test_links_of_an_earlier_version_are_adopted_once_then_recorded():
+    """Alias and no record (made before the collection kept records): ours
+    until the first run records them; after that, a new look-alike is not."""
+    sh('ip', 'link', 'add', 'hn-old', 'type', 'bridge')
+    sh('ip', 'link', 'set', 'hn-old', 'alias', 'hostnet.provision')
+    assert [b['name'] for b in run_module('bridge', state='gathered')['gathered']] == ['hn-old']
+    result = run_module('bridge', config=[{'name': 'hn-old', 'addresses': ['198.18.62.1/24']}])
+    assert result['changed'] is True
+    sh('ip', 'link', 'add', 'hn-new', 'type', 'bridge')
+    sh('ip', 'link', 'set', 'hn-new', 'alias', 'hostnet.provision')
+    assert [b['name'] for b in run_module('bridge', state='gathered')['gathered']] == ['hn-old']

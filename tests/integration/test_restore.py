@@ -144,7 +144,11 @@ def what_matters(snap):
     out['nftables'] = _strip(snap['nftables'])
     out['sysctl'] = snap['sysctl']
     out['netns'] = snap['netns']
-    out['records'] = sorted(snap['records'])
+    # Link records are named by their namespace's identity: new namespaces,
+    # new names; their number is what must come back.
+    out['records'] = sorted(p for p in snap['records'] if not p.startswith('/run/hostnet/links/'))
+    out['link_records'] = len([p for p in snap['records'] if p.startswith('/run/hostnet/links/')
+                               and not os.path.basename(p).startswith('.')])
     return out
 
 

@@ -93,7 +93,8 @@ def raises_validation():
 
 @pytest.fixture(autouse=True)
 def _intents_in_tmp(tmp_path, monkeypatch):
-    """Link-create intents (see _intent) go to a throwaway directory, never
+    """Link records (see _intent) go to a throwaway directory, never
     to the machine's /run/hostnet."""
     from ansible_collections.hostnet.provision.plugins.module_utils import _intent
-    monkeypatch.setattr(_intent, 'INTENT_DIR', str(tmp_path / 'intent'))
+    monkeypatch.setattr(_intent, 'LINKS_DIR', str(tmp_path / 'links'))
+    _intent.forget_cache()
