@@ -152,6 +152,12 @@ class BridgeKind(ResourceKind):
             ops = self._policy_ops(key, res, before, None)
             ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name),
                           lambda: self.kernel.link_del(netns, res, ref.index())))
+            # Final: the bridge cannot be built again as it was (its ports
+            # detached, their bridge port settings lost), nor its nftables
+            # elements (the last ones take the tables along): all of it
+            # goes after the rest of the call.
+            for op in ops:
+                op.final = True
             return ops
         _clash.check(self.kernel, res, _clash.added(netns, 'addresses', (before or {}).get('addresses'),
                                                     after.get('addresses')),
