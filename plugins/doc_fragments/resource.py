@@ -57,7 +57,9 @@ notes:
     network or broadcast address.
     If applying fails midway, every change the call made, for all its resources, is undone, newest first,
     and the error says that nothing of the call was kept, or names exactly what stands because it could not
-    be undone (a deleted bridge, VXLAN device or namespace); a re-run converges.
+    be undone; a re-run converges. A deleted or recreated VXLAN device comes back as it was (ifindex, MAC,
+    addresses, FDB entries, neighbours); deleting a bridge (with its nftables policy) or a namespace, which
+    cannot be undone as it was, runs after every other change of the call, when nothing else can fail.
   - In check mode a namespace or bridge that does not exist yet is assumed to be created by an earlier
     task of the same play; a warning says so.
   - The engine talks netlink directly (pyroute2); it never runs the C(ip) command.

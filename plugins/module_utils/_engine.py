@@ -23,7 +23,10 @@ check mode nothing runs and the prediction is the answer; otherwise the
 operations run resource by resource and the after state is read back from
 the kernel. When an operation fails, every operation of the call that ran
 is undone, newest first, so nothing of a failed call stays; what cannot be
-undone is named in the error as kept.
+undone is named in the error as kept. Operations that cannot be undone
+faithfully (deleting a bridge or a namespace: what was in it is gone) are
+marked ``final``: they run after every other operation of the call, when
+nothing else of it can fail any more.
 """
 
 from __future__ import annotations
@@ -71,9 +74,9 @@ class Op:
     dropped as a side effect of another op); it is not listed in commands.
     """
 
-    __slots__ = ('resource', 'text', 'run', 'undo', 'partial')
+    __slots__ = ('resource', 'text', 'run', 'undo', 'partial', 'final')
 
-    def __init__(self, resource, text, run, undo=None, partial=False):
+    def __init__(self, resource, text, run, undo=None, partial=False, final=False):
         self.resource = resource
         self.text = text
         self.run = run
@@ -81,6 +84,10 @@ class Op:
         # partial: the op does several kernel steps, so its own undo also
         # runs when it fails halfway (e.g. a created pair is deleted again).
         self.partial = partial
+        # final: cannot be undone as it was (a deleted bridge's ports, a
+        # deleted namespace's contents); it and the ops of its resource after
+        # it run once every other op of the call has run (see reconcile).
+        self.final = final
 
     def __repr__(self):
         return 'Op(%r)' % self.text
@@ -256,14 +263,22 @@ def reconcile(kind, config, state, ctx):
                 plan.append((key, before, None, kind.plan(key, before, None)))
 
     # 2. Act (unless check mode), one resource at a time; a failure undoes
-    # every operation of the call that ran (``done``).
+    # every operation of the call that ran (``done``). Final operations
+    # (and what follows them for their resource) run last, in plan order,
+    # so that a failure anywhere else finds them not yet made.
     done = []
     # Ops without text only repair kernel side effects of the ones with text.
     plan = [(key, before, after, ops) for key, before, after, ops in plan if any(op.text for op in ops)]
+    now, last = [], []
     for key, before, after, ops in plan:
+        cut = next((i for i, op in enumerate(ops) if op.final), len(ops))
+        now.append((key, ops[:cut]))
+        if cut < len(ops):
+            last.append((key, ops[cut:]))
+    for key, ops in now + last:
         result.changed = True
         result.commands.extend(op.text for op in ops if op.text)
-        if ctx.check_mode or ops is recovery:
+        if ctx.check_mode or key is None:  # check mode, or the recovery: done already
             continue
         _apply_resource(key, ops, done)
 

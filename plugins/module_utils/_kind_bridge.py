@@ -154,6 +154,12 @@ class BridgeKind(ResourceKind):
             ops = self._policy_ops(key, res, before, None)
             ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name),
                           lambda: self.kernel.link_del(netns, res, ref.index())))
+            # Final: the bridge cannot be built again as it was (its ports
+            # detached, their bridge port settings lost), nor its nftables
+            # elements (the last ones take the tables along): all of it
+            # goes after the rest of the call.
+            for op in ops:
+                op.final = True
             return ops
         _clash.check(self.kernel, res, _clash.added(netns, 'addresses', (before or {}).get('addresses'),
                                                     after.get('addresses')),
@@ -449,18 +455,30 @@ def _reach(value, name, res):
     return sorted(out)
 
 
-def port_icc_ops(nft, netns, port, bridge, res):
+def port_icc_ops(nft, netns, port, bridge, res, icc=None, attached=False):
     """For a port that the veth module attaches to (or detaches from) a bridge:
     on kernels without nft_meta_bridge, keep the port's element of
     ``no_icc_ports`` in step with its bridge's icc (the bridge module lists
-    the ports it sees; this covers ports attached later on their own)."""
-    if not nft.available() or not nft.kernel.exists(netns):
+    the ports it sees; this covers ports attached later on their own).
+
+    ``icc``: in check mode, the icc the bridge will have once the earlier
+    task of the play (a role's bridge task) has run, which the tables do
+    not show yet; that task also lists (or drops) the ports on the bridge
+    now (``attached``: this port is one of them)."""
+    if not nft.available():
+        return []
+    hinted = icc is not None and bool(bridge) and nft.ctx.check_mode
+    if not nft.kernel.exists(netns) and not hinted:
         return []
     tables = nft.tables(netns, res)
     have = tables.get(BRIDGE, 'no_icc_ports', port)
-    want = None
-    if bridge and tables.get(BRIDGE, 'no_icc', bridge) is not None and not nft.bridge_meta(netns):
-        want = Element(BRIDGE, 'no_icc_ports', port, comment=bridge)
+    if hinted:
+        off = icc is False and not nft.bridge_meta(netns)
+        if have is not None and have.comment == bridge:
+            have = Element(BRIDGE, 'no_icc_ports', port, comment=bridge) if off and attached else None
+    else:
+        off = bool(bridge) and tables.get(BRIDGE, 'no_icc', bridge) is not None and not nft.bridge_meta(netns)
+    want = Element(BRIDGE, 'no_icc_ports', port, comment=bridge) if off else None
     if have == want:
         return []
     op = nft.change_op(netns, res, 'icc: false of bridge %s' % ((want or have).comment or bridge),

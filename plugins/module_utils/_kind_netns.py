@@ -111,7 +111,8 @@ class NetnsKind(ResourceKind):
                 _check_ours(name, res)
                 kernel.forget(name)
                 _os(lambda: _nsfs.delete_named(name), 'delete network namespace', res, name)
-            return [Op(res, 'delete netns %s' % name, delete)]
+            # Final: what was in the namespace is gone with it; it goes last.
+            return [Op(res, 'delete netns %s' % name, delete, final=True)]
         pid = after['pid']
         if pid is not None and _nsfs.namespace_id('pid:%d' % pid) is None:
             raise ValidationError('%s: pid %d has no network namespace (no such process?)' % (res, pid),

@@ -103,6 +103,14 @@ class VethKind(ResourceKind):
             'peer': peer,
         }
         out.update(_clash.override(item, res))
+        icc = item.get('bridge_icc')
+        if icc is not None and not isinstance(icc, bool):
+            raise ValidationError('%s: bridge_icc %r must be true or false' % (res, icc), res, 'bridge_icc', icc)
+        if icc is not None and not out['bridge']:
+            raise ValidationError('%s: bridge_icc %r needs bridge (it tells check mode the icc of that bridge)'
+                                  % (res, icc), res, 'bridge_icc', icc)
+        if icc is not None:
+            out['_bridge_icc'] = icc  # check mode only (see _icc_ops)
         _check_mtu_ipv6(res, out)
         if peer and out['netns'] == peer['netns'] and name == peer['name']:
             raise ValidationError('%s: peer.name %r equals name in the same namespace' % (res, name),
@@ -279,7 +287,9 @@ class VethKind(ResourceKind):
             return []
         if getattr(self, '_nft', None) is None:
             self._nft = NftPlanner(self.kernel, self.ctx)
-        return port_icc_ops(self._nft, netns, name, (after or {}).get('bridge'), res)
+        bridge = (after or {}).get('bridge')
+        return port_icc_ops(self._nft, netns, name, bridge, res, icc=(after or {}).get('_bridge_icc'),
+                            attached=bool(bridge) and (before or {}).get('bridge') == bridge)
 
     def _check_clash(self, res, netns, before, after):
         """What the pair adds must not clash with the host's routing (see _clash)."""

@@ -12,7 +12,8 @@ group and underlay link are part of the tunnel's identity too. A change of
 any of them is planned, and shown, as a delete and a create, so a device
 with the right name but the wrong identity is never reported as fine.
 Recreating a device drops its FDB entries: the vxlan_peer module puts them
-back.
+back. A delete that a failed call undoes builds the device again as it was:
+same ifindex and MAC, its addresses, FDB entries and neighbours.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ DEFAULT_PORT = 4789
 VNI_MIN, VNI_MAX = 1, 2 ** 24 - 1
 # Outer IP + UDP (8) + VXLAN (8) + inner Ethernet (14) headers.
 _OVERHEAD = {4: 20 + 8 + 8 + 14, 6: 40 + 8 + 8 + 14}
+_ZERO_MAC = '00:00:00:00:00:00'
 # What cannot change in place (the tunnel's identity), in plan order.
 IDENTITY = ('vni', 'port', 'local', 'group', 'dev')
 
@@ -195,14 +197,16 @@ class VxlanKind(ResourceKind):
         ref = LinkRef(kernel, netns, name, res)
         label = resource_label(netns, name)
         if after is None:
-            return [Op(res, 'delete vxlan %s' % label, lambda: kernel.link_del(netns, res, ref.index()))]
+            saved = {}
+            return [Op(res, 'delete vxlan %s' % label, lambda: self._delete(res, ref, saved),
+                       lambda: self._restore(res, ref, before, saved))]
         ops = []
         changes = _identity_changes(before, after) if before is not None else None
         if changes:
-            old = before
+            old, saved = before, {}
             ops.append(Op(res, 'delete vxlan %s to recreate it (%s)' % (label, ', '.join(changes)),
-                          lambda: kernel.link_del(netns, res, ref.index()),
-                          lambda: self._restore(res, ref, old)))
+                          lambda: self._delete(res, ref, saved),
+                          lambda: self._restore(res, ref, old, saved)))
             before = None
         self._check_refs(res, before, after)
         if before is None:
@@ -276,7 +280,7 @@ class VxlanKind(ResourceKind):
 
     # -- act --------------------------------------------------------------
 
-    def _create(self, res, ref, after):
+    def _create(self, res, ref, after, index=None, mac=None):
         kernel = self.kernel
         netns = ref.netns
         dev = kernel.link(netns, after['dev'], res)
@@ -291,6 +295,10 @@ class VxlanKind(ResourceKind):
             args['vxlan_group6' if six else 'vxlan_group'] = after['group']
         if after.get('mtu'):
             args['mtu'] = after['mtu']
+        if index:
+            args['index'] = index
+        if mac:
+            args['address'] = mac
         with _intent.creating(netns, [ref.name], 'vxlan'):
             try:
                 kernel.link_add(netns, res, **args)
@@ -320,13 +328,52 @@ class VxlanKind(ResourceKind):
     def _remove(self, ref):
         ref.remove_created()
 
-    def _restore(self, res, ref, before):
-        """Undo of a delete-to-recreate: the old device again (its FDB entries excepted)."""
-        if ref.get() is not None or before.get('dev') is None:
+    def _delete(self, res, ref, saved):
+        """Delete the device, noting first what building it again as it was
+        needs beyond its config: its ifindex, MAC and up state, and the
+        static FDB entries and permanent neighbours it holds (vxlan_peer's),
+        which the kernel drops with it."""
+        netns, kernel = ref.netns, self.kernel
+        link = ref.get()
+        if link is None:
+            raise LinkNotFound('%s: link %s vanished while being configured' % (res, ref.name), res, 'name', ref.name)
+        index = link['index']
+        group = _norm_ip((link.get('vxlan') or {}).get('group'))
+        saved.clear()
+        saved.update(index=index, mac=link['mac'], up=link['up'],
+                     fdb=[(e['mac'], _norm_ip(e['dst'])) for e in kernel.fdb(netns, index, res)
+                          if e['permanent'] and e['mac'] and e['dst'] and not
+                          (e['mac'] == _ZERO_MAC and _norm_ip(e['dst']) == group)],
+                     neigh=[(_norm_ip(n['dst']), n['mac']) for n in kernel.neighbours(netns, index, res)
+                            if n['permanent'] and n['mac']])
+        kernel.link_del(netns, res, index)
+
+    def _restore(self, res, ref, before, saved):
+        """Undo of a delete: the old device again as it was - same ifindex,
+        MAC and up state, its addresses, FDB entries and neighbours."""
+        if ref.get() is not None or before.get('dev') is None or not saved:
             return
-        self._create(res, ref, before)
+        kernel, netns = self.kernel, ref.netns
+        self._create(res, ref, before, index=saved.get('index'), mac=saved.get('mac'))
+        index = ref.index()
         for cidr in before.get('addresses') or []:
-            self.kernel.addr_add(ref.netns, res, ref.index(), cidr)
+            kernel.addr_add(netns, res, index, cidr)
+        # Entries of one MAC in the order listed; the MACs newest first as
+        # the kernel lists them (so that it lists them as before).
+        macs = []
+        for mac, _dst in saved.get('fdb') or []:
+            if mac not in macs:
+                macs.append(mac)
+        for mac in reversed(macs):
+            for dst in [d for m, d in saved['fdb'] if m == mac]:
+                if mac == _ZERO_MAC:
+                    kernel.fdb_append(netns, res, index, mac, dst)
+                else:
+                    kernel.fdb_replace(netns, res, index, mac, dst)
+        for ip, mac in saved.get('neigh') or []:
+            kernel.neigh_replace(netns, res, index, ip, mac)
+        if not saved.get('up'):
+            ref.set(state='down')
 
     def _master_op(self, res, netns, ref, old, new):
         kernel = self.kernel

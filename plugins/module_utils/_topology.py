@@ -781,6 +781,9 @@ def _derive(nets, ports, facts, veth_prefix):
             if net.get('mtu'):
                 peer['mtu'] = net['mtu']
             veth = {'name': host_if, 'bridge': net['bridge'], 'peer': peer}
+            if net.get('icc') is not None:
+                # Check mode: the icc the bridge task gives the bridge (see the veth module).
+                veth['bridge_icc'] = net['icc']
             if net.get('mtu'):
                 veth['mtu'] = net['mtu']
             if net.get(_clash.OVERRIDE):

@@ -66,6 +66,15 @@ options:
           - Bridge in the host end's namespace to enslave the host end to. It must exist.
           - With O(state=replaced) or O(state=overridden), leaving it unset detaches the host end.
         type: str
+      bridge_icc:
+        description:
+          - For check mode on a host where an earlier task of the same play makes O(config[].bridge) or
+            changes its C(icc) (a role does this) - the C(icc) that bridge will have, so that check mode
+            predicts the bridge's icc entry for this port (kernels without nftables bridge meta support list
+            the ports of a bridge with C(icc=false)).
+          - Used in check mode only; a real run reads the bridge's policy from the nftables tables. Not part of
+            the pair (not returned, not compared).
+        type: bool
       peer:
         description:
           - The other end, usually inside an endpoint namespace.
@@ -205,6 +214,7 @@ def main():
                 mac=dict(type='str'),
                 addresses=dict(type='list', elements='str'),
                 bridge=dict(type='str'),
+                bridge_icc=dict(type='bool'),
                 peer=dict(type='dict', options=dict(
                     name=dict(type='str', required=True),
                     netns=dict(type='str'),

@@ -126,3 +126,58 @@ def test_an_undo_that_fails_is_named():
         reconcile(kind, [{'name': 'a', 'value': 1}, {'name': 'c', 'value': 3, 'fail': True}], 'merged', Context())
     assert state == {'a': 1}
     assert info.value.done == ['set a to 1 (undo failed: a: undo refused)']
+
+
+class FinalDeletes(ToyKind):
+    """Deletions that cannot be undone, marked final (as a bridge's or a
+    namespace's); ``fail_delete`` names one whose deletion fails."""
+
+    def __init__(self, state, fail_delete=None):
+        super().__init__(state)
+        self.fail_delete = fail_delete
+        self.order = []
+
+    def plan(self, key, before, after):
+        ops = super().plan(key, before, after)
+        for op in ops:
+            run = op.run
+
+            def logged(run=run, text=op.text):
+                if after is None and key[1] == self.fail_delete:
+                    raise KernelError('%s: busy' % key[1], key[1], 'name', key[1], errno_name='EBUSY')
+                run()
+                self.order.append(text)
+            op.run = logged
+            if after is None:
+                op.undo, op.final = None, True
+        return ops
+
+
+def test_final_operations_run_after_the_rest_of_the_call():
+    state = {'gone': 4, 'b': 5}
+    kind = FinalDeletes(state)
+    result = reconcile(kind, [{'name': 'a', 'value': 1}, {'name': 'b', 'value': 2}], 'overridden', Context())
+    assert kind.order == ['set a to 1', 'set b to 2', 'delete gone']
+    assert result.commands == kind.order
+    assert state == {'a': 1, 'b': 2}
+
+
+def test_a_failure_before_the_final_operations_keeps_nothing():
+    state = {'gone': 4}
+    kind = FinalDeletes(state)
+    with pytest.raises(ApplyError) as info:
+        reconcile(kind, [{'name': 'a', 'value': 1}, {'name': 'c', 'value': 3, 'fail': True}], 'overridden', Context())
+    assert state == {'gone': 4}
+    assert 'nothing of this call was kept' in str(info.value)
+    assert 'delete gone' not in kind.order
+
+
+def test_a_failing_final_operation_names_the_earlier_ones_as_kept():
+    state = {'x': 1, 'y': 2, 'z': 3}
+    kind = FinalDeletes(state, fail_delete='z')
+    with pytest.raises(ApplyError) as info:
+        reconcile(kind, [{'name': 'a', 'value': 1}], 'overridden', Context())
+    err = info.value
+    assert state == {'z': 3}
+    assert err.done == ['delete x (cannot be undone)', 'delete y (cannot be undone)']
+    assert err.rolled_back == ['set a to 1']
