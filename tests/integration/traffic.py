@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -64,7 +65,12 @@ class Servers:
     def stop(self):
         for proc in self.procs:
             if proc.poll() is None:
-                proc.kill()
+                # `timeout` leads a process group of its own: kill the server
+                # under it too, not only the wrapper.
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    proc.kill()
             proc.wait(timeout=10)
         self.procs = []
 
