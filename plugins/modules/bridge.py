@@ -114,8 +114,8 @@ options:
       isolated:
         description:
           - No forwarding between this bridge and any other bridge with O(config[].isolated=true), in either
-            direction and for any protocol, even where O(config[].reach) allows it. Traffic to published ports
-            (DNAT) still passes, and so does traffic to other interfaces.
+            direction and for any protocol, even where O(config[].reach) allows it; only O(config[].allow) makes
+            exceptions. Traffic to published ports (DNAT) still passes, and so does traffic to other interfaces.
           - Bridges with addresses are isolated from each other by default (see O(config[].reach)); this option
             additionally overrides O(config[].reach) between two isolated bridges.
           - When not given, a new bridge gets V(false) and an existing one keeps its setting.
