@@ -137,3 +137,14 @@ def test_the_module_refuses_bad_exceptions_by_field(item, field):
     with pytest.raises(ValidationError) as err:
         BridgeKind(None, None).normalize(dict(item, name='b0'))
     assert err.value.field == field
+
+
+def test_the_site_report_expects_what_the_exceptions_open():
+    from ansible_collections.hostnet.provision.plugins.filter.report import report_checks
+    report = plan(ALLOW)['report']
+    for net in report:
+        net['endpoints'] = [{'name': net['name'] + '1', 'addresses': ['%s/26' % net['gateways'][0]]}]
+    checks = dict((c['label'], c['expect']) for c in report_checks([], report) if '->' in c['label'] and 'gateway' not in c['label'])
+    assert checks['tenant ops -> tenant db (allowed by ops-all)'] is True
+    assert checks['tenant web -> tenant db (isolated)'] is False  # TCP 5432 only; the probe is ICMP
+    assert checks['tenant db -> tenant ops (isolated)'] is False
