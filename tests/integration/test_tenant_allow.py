@@ -36,8 +36,9 @@ OPS_ALL = {'name': 'ops-all', 'from': 'ops', 'to': 'db'}
 FOREIGN_TABLE = 'table inet foreign_fw {\n chain c { type filter hook forward priority 10; policy accept; }\n}\n'
 
 
-def play(tmp_path, allow, check=False, tenants=TENANTS):
+def play(tmp_path, allow, check=False, tenants=None):
     """The role on the sandbox; returns (changed count, output)."""
+    tenants = TENANTS if tenants is None else tenants
     variables = {'tenant_networks_tenants': tenants, 'tenant_networks_allow': allow,
                  'tenant_networks_sysctl_file': str(tmp_path / 'sysctl.conf')}
     varfile = tmp_path / 'vars.json'
@@ -57,7 +58,7 @@ def play(tmp_path, allow, check=False, tenants=TENANTS):
     return int(recap.group(1)), output
 
 
-def quartet(tmp_path, allow, tenants=TENANTS):
+def quartet(tmp_path, allow, tenants=None):
     """check mode (with diff) → apply → apply (changed=0) → check mode (changed=0)."""
     tables = ruleset()
     changed, predicted = play(tmp_path, allow, check=True, tenants=tenants)

@@ -26,8 +26,8 @@ ALLOW = [{'name': 'web-to-db', 'from': 'web', 'to': 'db', 'protocol': 'tcp', 'po
          {'name': 'ops-all', 'from': 'ops', 'to': 'db'}]
 
 
-def plan(allow, tenants=TENANTS):
-    return plan_networks(tenants, None, prefix='tn-', defaults={'isolated': True, 'allow': allow})
+def plan(allow, tenants=None):
+    return plan_networks(TENANTS if tenants is None else tenants, None, prefix='tn-', defaults={'isolated': True, 'allow': allow})
 
 
 def test_each_exception_goes_to_its_source_bridge_by_bridge_name():
