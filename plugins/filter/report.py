@@ -31,8 +31,13 @@ def _network_checks(networks, kind):
         for other in isolated:
             if other is not net:
                 a, b = net['endpoints'][0], other['endpoints'][0]
-                checks.append({'from': a['name'], 'to': _first_ip(b), 'expect': False,
-                               'label': '%s %s -> %s %s (isolated)' % (kind, net['name'], kind, other['name'])})
+                # The probe is ICMP: a named exception that covers it opens the pair.
+                allowed = [e['name'] for e in net.get('allow') or []
+                           if e.get('to') == other['name'] and e.get('protocol') in (None, 'icmp')]
+                checks.append({'from': a['name'], 'to': _first_ip(b), 'expect': bool(allowed),
+                               'label': '%s %s -> %s %s (%s)' % (kind, net['name'], kind, other['name'],
+                                                                 'allowed by %s' % allowed[0] if allowed
+                                                                 else 'isolated')})
     return checks
 
 

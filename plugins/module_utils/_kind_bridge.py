@@ -15,7 +15,10 @@ the bridge's config and compared with what the tables hold, so drift (a
 flushed ruleset, a stale element of a bridge that vanished) is repaired by
 the next run. A bridge with addresses is *registered*: its subnets let
 published ports hairpin, and it is isolated from the other registered
-bridges unless its ``reach`` says otherwise. The host's 127.0.0.1 reaches
+bridges unless its ``reach`` says otherwise. ``allow`` lists named
+exceptions that pass even between isolated bridges: new connections from
+this bridge to another one (a whole bridge, one protocol, or ports of
+it), one direction each (replies pass). The host's 127.0.0.1 reaches
 published ports without route_localnet (see _nft); the bridge module turns
 route_localnet off on its bridges where earlier versions turned it on.
 """
@@ -23,6 +26,7 @@ route_localnet off on its bridges where earlier versions turned it on.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _intent
 from ansible_collections.hostnet.provision.plugins.module_utils import _clash
@@ -46,11 +50,22 @@ from ansible_collections.hostnet.provision.plugins.module_utils._netlink import 
 from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element
 from ansible_collections.hostnet.provision.plugins.module_utils._nftplan import NftPlanner
 
-__all__ = ['BridgeKind', 'POLICY_DEFAULTS', 'bridge_elements', 'owned_elements', 'port_icc_ops']
+__all__ = ['BridgeKind', 'POLICY_DEFAULTS', 'ALLOW_PROTOCOLS', 'MAX_ALLOW_PORTS', 'allow_entry', 'allow_list',
+           'bridge_elements', 'owned_elements', 'port_icc_ops']
 
 # The network policy fields and their values for a new bridge.
 POLICY_DEFAULTS = {'masquerade': False, 'icc': True, 'isolated': False, 'host_access': True}
 _ROUTE_LOCALNET = ('net', 'ipv4', 'conf', None, 'route_localnet')
+
+# allow: the protocols an exception may name (icmp: ICMP and ICMPv6, no
+# ports), how nftables names them in its sets, and how many ports one
+# exception may list (one set element per port).
+ALLOW_PROTOCOLS = ('tcp', 'udp', 'sctp', 'icmp')
+_L4PROTO = {'tcp': ('tcp',), 'udp': ('udp',), 'sctp': ('sctp',), 'icmp': ('icmp', 'ipv6-icmp')}
+_FROM_L4PROTO = {'tcp': 'tcp', 'udp': 'udp', 'sctp': 'sctp', 'icmp': 'icmp', 'ipv6-icmp': 'icmp'}
+MAX_ALLOW_PORTS = 4096
+_ALLOW_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$')
+_ALLOW_SETS = ('allow', 'allow_proto', 'allow_ports')
 
 # Kernel limits for forward_delay while STP runs (BR_MIN/MAX_FORWARD_DELAY),
 # in hundredths of a second as iproute2 takes it.
@@ -59,9 +74,9 @@ _FD_MIN, _FD_MAX = 200, 3000
 
 class BridgeKind(ResourceKind):
     label = 'bridge'
-    list_fields = ('addresses', 'reach')
+    list_fields = ('addresses', 'reach', 'allow')
     fields = ('name', 'netns', 'addresses', 'mtu', 'mac', 'stp', 'forward_delay', 'vlan_filtering') + \
-        tuple(POLICY_DEFAULTS) + ('reach',)
+        tuple(POLICY_DEFAULTS) + ('reach', 'allow')
 
     def __init__(self, kernel, ctx, enable_forwarding=False):
         super().__init__(kernel, ctx)
@@ -86,6 +101,7 @@ class BridgeKind(ResourceKind):
                 raise ValidationError('%s: %s %r must be true or false' % (res, field, value), res, field, value)
             out[field] = value
         out['reach'] = _reach(item.get('reach'), name, res)
+        out['allow'] = None if item.get('allow') is None else allow_list(item['allow'], name, res)
         fd = out['forward_delay']
         if fd is not None and (not isinstance(fd, int) or fd < 0):
             raise ValidationError('%s: forward_delay %r must be a non-negative number of hundredths of a second'
@@ -100,6 +116,11 @@ class BridgeKind(ResourceKind):
 
     def predict(self, before, desired, replace):
         after = super().predict(before, desired, replace)
+        if not replace and before and desired.get('allow') is not None:
+            # merged: an exception given replaces the one of the same name.
+            given = set(e['name'] for e in desired['allow'])
+            after['allow'] = allow_list([e for e in before.get('allow') or [] if e['name'] not in given] +
+                                        desired['allow'], desired['name'], self._res(self.key(desired)))
         after['addresses'] = one_prefix_per_ipv6(after['addresses'], desired['addresses'])
         # Again with the kernel's values: STP may already be on.
         _check_forward_delay(after, self._res(self.key(desired)))
@@ -109,6 +130,7 @@ class BridgeKind(ResourceKind):
             if after.get(field) is None:
                 after[field] = default
         after['reach'] = sorted(set(after.get('reach') or []))
+        after['allow'] = sorted(after.get('allow') or [], key=lambda e: e['name'])
         return after
 
     def current(self, key):
@@ -131,6 +153,7 @@ class BridgeKind(ResourceKind):
         }
         out.update(dict.fromkeys(POLICY_DEFAULTS))
         out['reach'] = []
+        out['allow'] = []
         if self.nft.available():
             # The policy as the tables hold it; what plan() compares with.
             res = self._res((netns, link['name']))
@@ -204,9 +227,13 @@ class BridgeKind(ResourceKind):
         if after is not None and after.get('reach') and not after.get('addresses'):
             raise ValidationError('%s: reach %s needs the bridge to route: give it at least one address'
                                   % (res, ', '.join(after['reach'])), res, 'reach', after['reach'])
+        if after is not None and after.get('allow') and not after.get('addresses'):
+            names = [e['name'] for e in after['allow']]
+            raise ValidationError('%s: allow %s needs the bridge to route: give it at least one address'
+                                  % (res, ', '.join(names)), res, 'allow', names)
         if not self.nft.available():
             if any(value not in (None, POLICY_DEFAULTS[f]) for f, value in (after or {}).items()
-                   if f in POLICY_DEFAULTS) or (after or {}).get('reach'):
+                   if f in POLICY_DEFAULTS) or (after or {}).get('reach') or (after or {}).get('allow'):
                 self.nft.require()
             if after is not None and after.get('addresses'):
                 self.nft.warn_once('missing', 'nftables (libnftables1) is not installed: bridges are not '
@@ -388,6 +415,7 @@ def bridge_elements(name, config, ports=(), bridge_meta=True):
         # the bridge to itself, and to each bridge it may reach.
         for other in set([name] + list(config.get('reach') or [])):
             out.add(Element(INET, 'reach', (name, other)))
+        out.update(allow_elements(name, config.get('allow')))
     if config.get('masquerade'):
         out.add(Element(INET, 'nat_bridges', name))
         for net in nets:
@@ -417,7 +445,7 @@ def owned_elements(tables, name):
             mine = isinstance(key, tuple) and key[0] == name
         elif element.set in ('isolated_self', 'no_icc_routed'):
             mine = key == (name, name)
-        elif element.set == 'reach':
+        elif element.set == 'reach' or element.set in _ALLOW_SETS:
             mine = isinstance(key, tuple) and key[0] == name
         elif element.set in ('masq_nets4', 'masq_nets6', 'no_icc_ports'):
             mine = element.comment == name
@@ -436,6 +464,7 @@ def _policy(owned, name):
         'isolated': 'isolated' in sets,
         'host_access': 'no_host_access' not in sets,
         'reach': sorted(e.key[1] for e in owned if e.set == 'reach' and e.key[1] != name),
+        'allow': _allow_from_elements(owned),
     }
 
 
@@ -453,6 +482,156 @@ def _reach(value, name, res):
                                   'other unless icc is false' % (res, other), res, 'reach', other)
         out.add(other)
     return sorted(out)
+
+
+# -- allow: named exceptions to isolation ---------------------------------------
+
+
+def allow_list(value, name, res):
+    """A bridge's allow option: each exception checked and in canonical
+    form, sorted by name; names and what they allow given once."""
+    if not isinstance(value, list):
+        raise ValidationError('%s: allow %r must be a list of exceptions (name, to, protocol, ports)'
+                              % (res, value), res, 'allow', value)
+    out, names, covered = [], set(), {}
+    for raw in value:
+        entry = allow_entry(raw, res)
+        if entry['to'] == name:
+            raise ValidationError('%s: allow %s: to %r is the bridge itself; its endpoints always reach each '
+                                  'other unless icc is false' % (res, entry['name'], entry['to']),
+                                  res, 'allow', entry['to'])
+        if entry['name'] in names:
+            raise ValidationError('%s: allow %r is listed twice' % (res, entry['name']),
+                                  res, 'allow', entry['name'])
+        names.add(entry['name'])
+        for element in allow_elements(name, [entry]):
+            other = covered.get(element.ident())
+            if other is not None:
+                raise ValidationError('%s: allow %s: %s is already allowed by %s'
+                                      % (res, entry['name'], _allow_text(element), other),
+                                      res, 'allow', entry['name'])
+            covered[element.ident()] = entry['name']
+        out.append(entry)
+    return sorted(out, key=lambda e: e['name'])
+
+
+def allow_entry(raw, res, bridge=True):
+    """One exception: {name, to, protocol, ports}.
+
+    No protocol and no ports: the whole destination; a protocol without
+    ports: all of that protocol; ports (default protocol tcp): those ports,
+    canonical (sorted, merged, single ports as numbers, ranges as "A-B").
+    ``bridge``: ``to`` is a bridge name (the module); a role checks its own.
+    """
+    if not isinstance(raw, dict):
+        raise ValidationError('%s: allow entry %r must be a dict with name, %s, protocol, ports'
+                              % (res, raw, 'to' if bridge else 'from, to'), res, 'allow', raw)
+    name = raw.get('name')
+    if not isinstance(name, str) or not _ALLOW_NAME.match(name):
+        raise ValidationError('%s: allow name %r must be 1 to 64 letters, digits, ".", "_", ":" or "-", starting '
+                              'with a letter or digit' % (res, name), res, 'name', name)
+    where = '%s: allow %s' % (res, name)
+    to = raw.get('to')
+    if bridge:  # the destination bridge (a role checks its own names)
+        if not isinstance(to, str) or not to:
+            raise ValidationError('%s: to %r must name the destination bridge' % (where, to), res, 'to', to)
+        v.ifname(to, where, 'to')
+    protocol = raw.get('protocol')
+    ports = raw.get('ports')
+    if ports in ('', []):
+        ports = None
+    if protocol is None and ports is not None:
+        protocol = 'tcp'
+    if protocol is not None and protocol not in ALLOW_PROTOCOLS:
+        raise ValidationError('%s: protocol %r must be one of %s' % (where, protocol, ', '.join(ALLOW_PROTOCOLS)),
+                              res, 'protocol', protocol)
+    spans = []
+    if ports is not None:
+        if protocol == 'icmp':
+            raise ValidationError('%s: ports %r: icmp has no ports (leave ports out to allow ICMP)'
+                                  % (where, ports), res, 'ports', ports)
+        for port in ports if isinstance(ports, list) else [ports]:
+            spans.append(_port_span(port, where, res))
+        spans = _merge_spans(spans)
+        count = sum(last - first + 1 for first, last in spans)
+        if count > MAX_ALLOW_PORTS:
+            raise ValidationError('%s: ports %r are %d ports, more than %d (one set element each); allow the '
+                                  'whole protocol instead (leave ports out)' % (where, ports, count, MAX_ALLOW_PORTS),
+                                  res, 'ports', ports)
+    return {'name': name, 'to': to, 'protocol': protocol,
+            'ports': [first if first == last else '%d-%d' % (first, last) for first, last in spans]}
+
+
+def _port_span(port, where, res):
+    """A port (5432, "5432") or a range ("8000-8010") as (first, last)."""
+    text = str(port).strip() if isinstance(port, (int, str)) and not isinstance(port, bool) else None
+    first, sep, last = (text or '').partition('-')
+    if text is None or not first.isdigit() or (sep and not last.isdigit()):
+        raise ValidationError('%s: port %r must be a port number or a range like 8000-8010' % (where, port),
+                              res, 'ports', port)
+    first, last = int(first), int(last) if sep else int(first)
+    if not 1 <= first <= 65535 or not 1 <= last <= 65535:
+        raise ValidationError('%s: port %r is out of range (1 to 65535)' % (where, port), res, 'ports', port)
+    if last < first:
+        raise ValidationError('%s: port range %r must be A-B with A <= B' % (where, port), res, 'ports', port)
+    return first, last
+
+
+def _merge_spans(spans):
+    out = []
+    for first, last in sorted(spans):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
+def allow_elements(name, allow):
+    """The set elements of a bridge's exceptions (comment: their names)."""
+    out = set()
+    for entry in allow or []:
+        if entry['protocol'] is None:
+            out.add(Element(INET, 'allow', (name, entry['to']), comment=entry['name']))
+            continue
+        for l4proto in _L4PROTO[entry['protocol']]:
+            if not entry['ports']:
+                out.add(Element(INET, 'allow_proto', (name, entry['to'], l4proto), comment=entry['name']))
+                continue
+            for first, last in (_port_span(p, name, name) for p in entry['ports']):
+                for port in range(first, last + 1):
+                    out.add(Element(INET, 'allow_ports', (name, entry['to'], l4proto, port), comment=entry['name']))
+    return out
+
+
+def _allow_text(element):
+    key = element.key
+    if element.set == 'allow':
+        return 'all traffic to %s' % key[1]
+    if element.set == 'allow_proto':
+        return 'all of %s to %s' % (_FROM_L4PROTO.get(key[2], key[2]), key[1])
+    return '%s port %s to %s' % (key[2], key[3], key[1])
+
+
+def _allow_from_elements(owned):
+    """The allow option as the tables hold it (elements without a name,
+    not made by this module, are left out: the next run deletes them)."""
+    found = {}
+    for element in owned:
+        if element.set not in _ALLOW_SETS or not element.comment or len(element.key) < 2:
+            continue
+        entry = found.setdefault(element.comment, {'name': element.comment, 'to': element.key[1],
+                                                   'protocol': None, 'ports': set()})
+        if element.set != 'allow':
+            entry['protocol'] = _FROM_L4PROTO.get(element.key[2], element.key[2])
+        if element.set == 'allow_ports':
+            entry['ports'].add(element.key[3])
+    out = []
+    for entry in found.values():
+        spans = _merge_spans((p, p) for p in entry['ports'] if isinstance(p, int))
+        entry['ports'] = [first if first == last else '%d-%d' % (first, last) for first, last in spans]
+        out.append(entry)
+    return sorted(out, key=lambda e: e['name'])
 
 
 def port_icc_ops(nft, netns, port, bridge, res, icc=None, attached=False):

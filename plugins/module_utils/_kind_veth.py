@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """veth pairs: the host end (optionally on a bridge) and the peer end
 created directly inside its namespace under its final name (``eth0``), with
-addresses, a default gateway and routes — one container endpoint.
+addresses, a default gateway and routes — one container endpoint. The peer
+end may instead be a port of a bridge in its namespace: one pair then joins
+two bridges directly (in one namespace or two).
 
 Private to the hostnet.provision collection.
 
@@ -92,6 +94,7 @@ class VethKind(ResourceKind):
             'addresses': v.cidr_list(peer_in.get('addresses'), res, 'peer.addresses'),
             'gateway': _ipconf.gateways(peer_in.get('gateway'), peer_in.get('addresses'), res, 'peer.gateway'),
             'routes': _ipconf.routes(peer_in.get('routes'), res, 'peer.routes', peer_in.get('addresses')),
+            'bridge': v.ifname(peer_in['bridge'], res, 'peer.bridge') if peer_in.get('bridge') else None,
         }
         out = {
             'name': name,
@@ -115,6 +118,8 @@ class VethKind(ResourceKind):
         if peer and out['netns'] == peer['netns'] and name == peer['name']:
             raise ValidationError('%s: peer.name %r equals name in the same namespace' % (res, name),
                                   res, 'peer.name', name)
+        if peer and peer['bridge']:
+            _check_peer_bridge(res, out)
         return out
 
     def check_all(self, items):
@@ -163,7 +168,7 @@ class VethKind(ResourceKind):
             'addresses': self.kernel.addresses(netns, host['index']),
             'bridge': self._master_name(netns, host),
             'peer': {'name': hint[0], 'netns': hint[1], 'mtu': None, 'mac': None,
-                     'addresses': [], 'gateway': [], 'routes': []},
+                     'addresses': [], 'gateway': [], 'routes': [], 'bridge': None},
             '_up': host['up'],
         }
         peer = self._find_peer(host, hint)
@@ -178,6 +183,7 @@ class VethKind(ResourceKind):
             'addresses': self.kernel.addresses(pns, peer['index']),
             'gateway': gateways,
             'routes': routes,
+            'bridge': self._master_name(pns, peer),
         })
         out['_peer_up'] = peer['up']
         return out
@@ -214,6 +220,8 @@ class VethKind(ResourceKind):
         after['peer']['addresses'] = one_prefix_per_ipv6(after['peer']['addresses'], desired['peer']['addresses'])
         if replace and desired.get('bridge') is None:
             after['bridge'] = None
+        if replace and desired['peer'].get('bridge') is None:
+            after['peer']['bridge'] = None
         if before is not None and _nsfs.same_namespace(before['peer']['netns'], desired['peer']['netns']):
             after['peer']['netns'] = before['peer']['netns']
         for private in ('_up', '_peer_up', '_broken'):
@@ -267,6 +275,9 @@ class VethKind(ResourceKind):
                     ops.append(Op(res, 'bring up %s' % ref.name, _up(ref), _down(ref)))
             if after.get('bridge') != before.get('bridge'):
                 ops.append(self._master_op(res, netns, host, before.get('bridge'), after.get('bridge')))
+            if after['peer'].get('bridge') != before['peer'].get('bridge'):
+                ops.append(self._master_op(res, after['peer']['netns'], peer, before['peer'].get('bridge'),
+                                           after['peer'].get('bridge'), 'peer.bridge'))
         ops.extend(address_ops(host, before.get('addresses'), after.get('addresses')))
         ops.extend(address_ops(peer, before['peer'].get('addresses'), after['peer'].get('addresses'),
                                field='peer.addresses'))
@@ -281,15 +292,21 @@ class VethKind(ResourceKind):
         return ops
 
     def _icc_ops(self, netns, name, before, after, res):
-        """A host end on a bridge with icc: false is listed in its ICC set
+        """An end on a bridge with icc: false is listed in its ICC set
         (kernels without nft_meta_bridge), detached or deleted it is not."""
-        if not (before or {}).get('bridge') and not (after or {}).get('bridge'):
-            return []
-        if getattr(self, '_nft', None) is None:
-            self._nft = NftPlanner(self.kernel, self.ctx)
-        bridge = (after or {}).get('bridge')
-        return port_icc_ops(self._nft, netns, name, bridge, res, icc=(after or {}).get('_bridge_icc'),
-                            attached=bool(bridge) and (before or {}).get('bridge') == bridge)
+        ops = []
+        bp, ap = (before or {}).get('peer') or {}, (after or {}).get('peer') or {}
+        host_bridge = (after or {}).get('bridge')
+        ends = ((netns, name, (before or {}).get('bridge'), host_bridge, (after or {}).get('_bridge_icc')),
+                (ap.get('netns', bp.get('netns')), ap.get('name', bp.get('name')), bp.get('bridge'),
+                 ap.get('bridge'), None))
+        for ns, end, old, new, icc in ends:
+            if not old and not new:
+                continue
+            if getattr(self, '_nft', None) is None:
+                self._nft = NftPlanner(self.kernel, self.ctx)
+            ops.extend(port_icc_ops(self._nft, ns, end, new, res, icc=icc, attached=bool(new) and old == new))
+        return ops
 
     def _check_clash(self, res, netns, before, after):
         """What the pair adds must not clash with the host's routing (see _clash)."""
@@ -373,19 +390,21 @@ class VethKind(ResourceKind):
                                     % (res, pname, _nsfs.spec_label(pns)), res, 'peer.name', pname)
         except (NamespaceNotFound, LinkNotFound) as err:
             self.ctx.tolerate_missing(err)
-        bridge = after.get('bridge')
-        if bridge:
+        for ns, bridge, field in ((netns, after.get('bridge'), 'bridge'),
+                                  (pns, after['peer'].get('bridge'), 'peer.bridge')):
+            if not bridge:
+                continue
             try:
-                link = self.kernel.link(netns, bridge, res)
+                link = self.kernel.link(ns, bridge, res)
                 if link is None:
-                    raise LinkNotFound('%s: bridge %r does not exist in %s'
-                                       % (res, bridge, _nsfs.spec_label(netns)), res, 'bridge', bridge)
+                    raise LinkNotFound('%s: %s %r does not exist in %s'
+                                       % (res, field, bridge, _nsfs.spec_label(ns)), res, field, bridge)
             except (NamespaceNotFound, LinkNotFound) as err:
                 self.ctx.tolerate_missing(err)
             else:
                 if link['kind'] != 'bridge':
-                    raise ValidationError('%s: bridge %r is a %s, not a bridge' % (res, bridge, link['kind']),
-                                          res, 'bridge', bridge)
+                    raise ValidationError('%s: %s %r is a %s, not a bridge' % (res, field, bridge, link['kind']),
+                                          res, field, bridge)
 
     def _create(self, res, netns, after, host, peer):
         kernel = self.kernel
@@ -413,17 +432,23 @@ class VethKind(ResourceKind):
                          master=_bridge_index(kernel, netns, after['bridge'], res), state='up')
             else:
                 host.set(ifalias=alias, state='up')
-        peer.set(ifalias=_PEER_TAG, state='up')
+        if pcfg.get('bridge'):
+            peer.set(field='peer.bridge', value=pcfg['bridge'], ifalias=_PEER_TAG,
+                     master=_bridge_index(kernel, pcfg['netns'], pcfg['bridge'], res, 'peer.bridge'), state='up')
+        else:
+            peer.set(ifalias=_PEER_TAG, state='up')
 
-    def _master_op(self, res, netns, host, old, new):
+    def _master_op(self, res, netns, end, old, new, field='bridge'):
         kernel = self.kernel
 
         def setter(bridge):
             def run():
-                index = _bridge_index(kernel, netns, bridge, res) if bridge else 0
-                host.set(field='bridge', value=bridge, master=index)
+                index = _bridge_index(kernel, netns, bridge, res, field) if bridge else 0
+                end.set(field=field, value=bridge, master=index)
             return run
-        text = 'attach %s to bridge %s' % (host.name, new) if new else 'detach %s from bridge %s' % (host.name, old)
+        where = '' if field == 'bridge' else ' in %s' % _nsfs.spec_label(netns)
+        text = 'attach %s%s to bridge %s' % (end.name, where, new) if new else \
+            'detach %s%s from bridge %s' % (end.name, where, old)
         return Op(res, text, setter(new), setter(old))
 
 
@@ -442,9 +467,24 @@ def _down(ref):
     return lambda: ref.set(state='down')
 
 
-def _bridge_index(kernel, netns, bridge, res):
+def _bridge_index(kernel, netns, bridge, res, field='bridge'):
     """The bridge's ifindex when a port is attached (checked to exist at plan time)."""
     index = kernel.link_index(netns, bridge, res)
     if index is None:
-        raise LinkNotFound('%s: bridge %r vanished while being configured' % (res, bridge), res, 'bridge', bridge)
+        raise LinkNotFound('%s: %s %r vanished while being configured' % (res, field, bridge), res, field, bridge)
     return index
+
+
+def _check_peer_bridge(res, config):
+    """A peer end that is a bridge port: no IP configuration of its own (the
+    bridge holds it), and never the other end's bridge (a loop)."""
+    peer = config['peer']
+    for field in ('addresses', 'gateway', 'routes'):
+        if peer.get(field):
+            raise ValidationError('%s: peer.%s %r: the peer end is a port of bridge %s and takes no IP '
+                                  'configuration; give it to the bridge' % (res, field, peer[field], peer['bridge']),
+                                  res, 'peer.%s' % field, peer[field])
+    if config.get('bridge') == peer['bridge'] and _nsfs.same_namespace(config.get('netns'), peer['netns']):
+        raise ValidationError('%s: peer.bridge %r is also the bridge of the other end: the pair would loop '
+                              'frames back into the same bridge' % (res, peer['bridge']),
+                              res, 'peer.bridge', peer['bridge'])

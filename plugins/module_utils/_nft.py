@@ -80,6 +80,12 @@ SETS = {
     # every registered bridge, (b, other) for each bridge in b's reach.
     # Forwarding between two registered bridges needs an element.
     (INET, 'reach'): (('ifname', 'ifname'), None, ()),
+    # Named exceptions to isolation (bridge option allow), one direction
+    # each, owned by the source bridge (element comment: the exception's
+    # name): a whole bridge, one protocol, or protocol . port.
+    (INET, 'allow'): (('ifname', 'ifname'), None, ()),
+    (INET, 'allow_proto'): (('ifname', 'ifname', 'inet_proto'), None, ()),
+    (INET, 'allow_ports'): (('ifname', 'ifname', 'inet_proto', 'inet_service'), None, ()),
     # icc: false, routed path: (b, b) drops what b's endpoints route to
     # each other through the gateway (iifname and oifname both b).
     (INET, 'no_icc_routed'): (('ifname', 'ifname'), None, ()),
@@ -383,6 +389,23 @@ def _rules(bridge_meta):
         (INET, 'filter_forward'): [
             # Published ports pass every policy below (as with Docker).
             [_match(_ct('status'), 'dnat', 'in'), accept],
+            # Named exceptions (allow): new connections from the source bridge
+            # and the replies of those connections, ahead of every drop below.
+            # A reply's source port is the connection's destination port.
+            [_match(_ct('direction'), 'original'), _match(_concat(_meta('iifname'), _meta('oifname')), '@allow'),
+             accept],
+            [_match(_ct('direction'), 'reply'), _match(_concat(_meta('oifname'), _meta('iifname')), '@allow'),
+             accept],
+            [_match(_ct('direction'), 'original'),
+             _match(_concat(_meta('iifname'), _meta('oifname'), _meta('l4proto')), '@allow_proto'), accept],
+            [_match(_ct('direction'), 'reply'),
+             _match(_concat(_meta('oifname'), _meta('iifname'), _meta('l4proto')), '@allow_proto'), accept],
+            [_match(_ct('direction'), 'original'),
+             _match(_concat(_meta('iifname'), _meta('oifname'), _meta('l4proto'), _payload('th', 'dport')),
+                    '@allow_ports'), accept],
+            [_match(_ct('direction'), 'reply'),
+             _match(_concat(_meta('oifname'), _meta('iifname'), _meta('l4proto'), _payload('th', 'sport')),
+                    '@allow_ports'), accept],
             # icc: false, routed through the gateway back into the same bridge.
             [_match(_concat(_meta('iifname'), _meta('oifname')), '@no_icc_routed'), drop],
             [_match(_meta('iifname'), '@isolated'), _match(_meta('oifname'), '@isolated'),

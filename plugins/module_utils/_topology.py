@@ -38,6 +38,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.hostnet.provision.plugins.module_utils import _clash
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import ConflictError, ValidationError
+from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import allow_entry, allow_list
 from ansible_collections.hostnet.provision.plugins.module_utils._kinds import KINDS
 
 __all__ = ['PlanError', 'plan_networks', 'plan_overlay', 'overlay_forwarding', 'overlay_mac', 'overlay_underlay',
@@ -250,9 +251,12 @@ def plan_networks(networks, facts=None, prefix='br-', veth_prefix='ve', defaults
     """Validate ``networks`` against the host and derive every module's config.
 
     ``defaults`` fill fields a network leaves unset (e.g. masquerade, icc,
-    isolated, host_access). Raises PlanError with every problem found.
+    isolated, host_access); its ``allow`` is the list of named exceptions
+    to isolation between the networks (from, to, protocol, ports), one
+    direction each. Raises PlanError with every problem found.
     """
-    defaults = defaults or {}
+    defaults = dict(defaults or {})
+    allow = defaults.pop('allow', None)
     problems = _Problems()
     nets = []
     seen_names = {}
@@ -283,9 +287,10 @@ def plan_networks(networks, facts=None, prefix='br-', veth_prefix='ve', defaults
     _check_endpoints_across_networks(present, problems)
     _check_foreign_namespaces(present, facts, problems)
     ports = _check_ports(present, problems)
+    exceptions = _check_allow(allow, nets, problems)
     if problems:
         raise PlanError(list(problems))
-    out, derived, wanted = _derive(nets, ports, facts, veth_prefix)
+    out, derived, wanted = _derive(nets, ports, facts, veth_prefix, exceptions)
     # The address families the networks use: the sysctls the role keeps on.
     out['families'] = sorted(set(s['net'].version for n in present for s in n['subnets']))
     _check_with_kinds(derived, problems)
@@ -714,7 +719,58 @@ def _port_entry(net, ep, port, problems):
     return entry
 
 
-def _derive(nets, ports, facts, veth_prefix):
+def _check_allow(allow, nets, problems):
+    """The named exceptions, checked: {network name: [(bridge option, as
+    given)]} for each source network (None when no list was given)."""
+    if allow is None:
+        return None
+    if not isinstance(allow, list):
+        problems.append('allow: %r must be a list of exceptions (name, from, to, protocol, ports)' % (allow,))
+        return {}
+    by_name = dict((n['name'], n) for n in nets)
+    out, seen = {}, set()
+    for index, raw in enumerate(allow):
+        label = 'allow %s' % (raw.get('name') if isinstance(raw, dict) and raw.get('name') else '#%d' % (index + 1))
+        try:
+            entry = allow_entry(raw, 'allow', bridge=False)
+        except ValidationError as err:
+            problems.append(str(err).split(': ', 1)[1] if str(err).startswith('allow: ') else str(err))
+            continue
+        if entry['name'] in seen:
+            problems.add(label, 'name %r is listed twice' % entry['name'])
+            continue
+        seen.add(entry['name'])
+        ends = {}
+        for field in ('from', 'to'):
+            value = raw.get(field)
+            net = by_name.get(value) if isinstance(value, str) else None
+            if net is None:
+                problems.add(label, '%s %r is not one of the networks listed (%s)'
+                             % (field, value, ', '.join(sorted(by_name)) or 'none'))
+            elif net['state'] != 'present':
+                problems.add(label, '%s %r is a network marked absent' % (field, value))
+            else:
+                ends[field] = net
+        if len(ends) < 2:
+            continue
+        if ends['from'] is ends['to']:
+            problems.add(label, 'from and to are both %r; endpoints of one network always reach each other'
+                         % raw['from'])
+            continue
+        given = dict(entry, to=ends['to']['name'])
+        # The module's option as a user would write it: unset fields left out.
+        bridge = dict((k, val) for k, val in entry.items() if val not in (None, []))
+        bridge['to'] = ends['to']['bridge']
+        out.setdefault(ends['from']['name'], []).append((bridge, given))
+    for name, entries in out.items():
+        try:
+            allow_list([bridge for bridge, _given in entries], by_name[name]['bridge'], 'network %s' % name)
+        except ValidationError as err:
+            problems.append(str(err))
+    return out
+
+
+def _derive(nets, ports, facts, veth_prefix, exceptions=None):
     """Each module's config: what is present, and what goes.
 
     Returns (plan, derived, wanted): the plan the role feeds to the modules,
@@ -755,6 +811,10 @@ def _derive(nets, ports, facts, veth_prefix):
                 bridges = dict((n['name'], n['bridge']) for n in nets)
                 bridge['reach'] = [bridges[name] for name in net['reach']]
                 report['reach'] = list(net['reach'])
+            if exceptions is not None:
+                mine = exceptions.get(net['name'], [])
+                bridge['allow'] = [b for b, _given in mine]
+                report['allow'] = [given for _b, given in mine]
             if net.get(_clash.OVERRIDE):
                 bridge[_clash.OVERRIDE] = True
             out['bridges'].append(bridge)

@@ -114,8 +114,8 @@ options:
       isolated:
         description:
           - No forwarding between this bridge and any other bridge with O(config[].isolated=true), in either
-            direction and for any protocol, even where O(config[].reach) allows it. Traffic to published ports
-            (DNAT) still passes, and so does traffic to other interfaces.
+            direction and for any protocol, even where O(config[].reach) allows it; only O(config[].allow) makes
+            exceptions. Traffic to published ports (DNAT) still passes, and so does traffic to other interfaces.
           - Bridges with addresses are isolated from each other by default (see O(config[].reach)); this option
             additionally overrides O(config[].reach) between two isolated bridges.
           - When not given, a new bridge gets V(false) and an existing one keeps its setting.
@@ -134,6 +134,45 @@ options:
             O(state=overridden)). When not given, a new bridge gets V([]).
         type: list
         elements: str
+      allow:
+        description:
+          - Named exceptions to isolation - new connections this bridge's endpoints may open to another bridge,
+            even where O(config[].isolated) or the default isolation between bridges drops them. One direction
+            each; replies of an allowed connection pass (conntrack), new connections the other way stay blocked
+            unless the other bridge allows them itself.
+          - Without O(config[].allow[].protocol) and O(config[].allow[].ports), all traffic to the bridge
+            O(config[].allow[].to) is allowed; with a protocol alone, all of that protocol; with ports, those
+            ports only (protocol V(tcp) unless given). Everything else stays blocked.
+          - Kept as elements of the sets C(allow), C(allow_proto) and C(allow_ports) of C(table inet hostnet),
+            each with the exception's name as its comment; a port range is one element per port.
+          - Needs at least one address on the bridge. The list is merged with the current one by name
+            (O(state=merged)) or replaces it (O(state=replaced), O(state=overridden)). When not given, a new
+            bridge gets V([]).
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description:
+              - Name of the exception (1 to 64 letters, digits, C(.), C(_), C(:) or C(-)), unique on the bridge;
+                shown in the plan and kept in the tables.
+            type: str
+            required: true
+          to:
+            description: The destination bridge (by name, in the same namespace); may not exist yet.
+            type: str
+            required: true
+          protocol:
+            description:
+              - Transport protocol; V(icmp) is ICMP and ICMPv6 (takes no ports).
+              - Default V(tcp) when O(config[].allow[].ports) is given, else all traffic.
+            type: str
+            choices: [tcp, udp, sctp, icmp]
+          ports:
+            description:
+              - Destination ports - numbers and ranges V(8000-8010), at most 4096 ports in all.
+              - Omitted, every port of O(config[].allow[].protocol) (or all traffic without a protocol).
+            type: list
+            elements: raw
       host_access:
         description:
           - V(false) drops new connections from the bridge to the host's own addresses (any address of the
@@ -215,6 +254,22 @@ EXAMPLES = r'''
         addresses: [198.51.100.129/25]
         masquerade: true
 
+- name: Two isolated tenants, web may open TCP 5432 to db (replies pass, nothing else)
+  hostnet.provision.bridge:
+    enable_forwarding: true
+    config:
+      - name: br-web
+        addresses: [198.51.100.1/25]
+        isolated: true
+        allow:
+          - name: web-to-db
+            to: br-db
+            protocol: tcp
+            ports: [5432]
+      - name: br-db
+        addresses: [198.51.100.129/25]
+        isolated: true
+
 - name: Remove every bridge this collection made in this namespace
   hostnet.provision.bridge:
     state: deleted
@@ -242,7 +297,7 @@ after:
   elements: dict
   sample: [{'name': 'hn-br0', 'netns': null, 'addresses': ['198.51.100.1/24'], 'mtu': 1450,
             'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false,
-            'masquerade': true, 'icc': true, 'isolated': false, 'host_access': true, 'reach': []}]
+            'masquerade': true, 'icc': true, 'isolated': false, 'host_access': true, 'reach': [], 'allow': []}]
 gathered:
   description: The bridges the collection manages, in the shape of O(config).
   returned: when O(state=gathered)
@@ -250,7 +305,7 @@ gathered:
   elements: dict
   sample: [{'name': 'hn-br0', 'netns': null, 'addresses': ['198.51.100.1/24'], 'mtu': 1500,
             'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false,
-            'masquerade': false, 'icc': true, 'isolated': false, 'host_access': true, 'reach': []}]
+            'masquerade': false, 'icc': true, 'isolated': false, 'host_access': true, 'reach': [], 'allow': []}]
 '''
 
 import functools
@@ -279,6 +334,12 @@ def main():
                 isolated=dict(type='bool'),
                 host_access=dict(type='bool'),
                 reach=dict(type='list', elements='str'),
+                allow=dict(type='list', elements='dict', options=dict(
+                    name=dict(type='str', required=True),
+                    to=dict(type='str', required=True),
+                    protocol=dict(type='str', choices=['tcp', 'udp', 'sctp', 'icmp']),
+                    ports=dict(type='list', elements='raw'),
+                )),
             )),
             state=STATE_ARG,
             **RUN_ARGS,

@@ -14,6 +14,9 @@ description:
     enslaved to a bridge; the peer end is created directly inside its namespace under its final name
     (for example V(eth0)), gets its addresses, a default route via O(config[].peer.gateway) and more
     routes, and both ends are brought up. This is what Docker does for every container on a bridge.
+  - Either end can instead be a port of a bridge - O(config[].bridge) for the host end,
+    O(config[].peer.bridge) for the peer end - so that one pair joins two bridges directly, in the same
+    namespace or in two.
   - Changing the peer's name or namespace needs a new pair; the plan and the diff show it as a
     delete and a create.
   - Pairs the collection creates carry an interface alias that starts with C(hostnet.provision);
@@ -108,6 +111,13 @@ options:
                 address.
             type: list
             elements: str
+          bridge:
+            description:
+              - Bridge in the peer end's namespace to enslave the peer end to, so that the pair joins it to the
+                host end's bridge (or namespace). It must exist, and may not be the host end's bridge in the same
+                namespace (a loop). The peer end then takes no addresses, gateway or routes.
+              - With O(state=replaced) or O(state=overridden), leaving it unset detaches the peer end.
+            type: str
           routes:
             description: More routes through the peer end.
             type: list
@@ -157,6 +167,13 @@ EXAMPLES = r'''
         peer: {name: eth0, netns: web, addresses: [198.51.100.10/24], gateway: [198.51.100.1]}
     state: overridden
 
+- name: Join two bridges directly with one pair (br-left here, br-right in namespace router)
+  hostnet.provision.veth:
+    config:
+      - name: join-l
+        bridge: br-left
+        peer: {name: join-r, netns: router, bridge: br-right}
+
 - name: Delete one pair (its peer goes with it)
   hostnet.provision.veth:
     config:
@@ -188,7 +205,7 @@ after:
   sample: [{'name': 'web-h', 'netns': null, 'mtu': 1500, 'mac': '52:e1:3a:10:00:01', 'addresses': [],
             'bridge': 'hn-br0', 'peer': {'name': 'eth0', 'netns': 'web', 'mtu': 1500,
             'mac': '52:e1:3a:10:00:02', 'addresses': ['198.51.100.10/24'], 'gateway': ['198.51.100.1'],
-            'routes': []}}]
+            'routes': [], 'bridge': null}}]
 gathered:
   description: The pairs the collection manages (host ends in the namespaces looked at), in the shape of O(config).
   returned: when O(state=gathered)
@@ -222,6 +239,7 @@ def main():
                     mac=dict(type='str'),
                     addresses=dict(type='list', elements='str'),
                     gateway=dict(type='list', elements='str'),
+                    bridge=dict(type='str'),
                     routes=dict(type='list', elements='dict', options=dict(
                         dest=dict(type='str', required=True),
                         via=dict(type='str'),
