@@ -207,9 +207,41 @@ def record_run(kind_name, kind, config, directory=None):
             resources = [r for r in resources if recordable(r.get('netns'))]
         if kind_name in _FOLLOWS_PORTS:
             _drop_unset(directory, kind_name, netns, resources, items, _FOLLOWS_PORTS[kind_name])
+        _keep_overrides(directory, kind_name, kind, netns, resources, items)
         write(directory, kind_name, netns, resources)
     if kind_name == 'netns':
         _forget_gone_namespaces(directory)
+
+
+# Per-resource overrides of the safety checks: not kernel state (gathered
+# resources do not show them), yet the restore needs them to make again what
+# the run was allowed to make.
+OVERRIDES = ('allow_route_overlap', 'allow_listening', 'allow_foreign_dnat')
+
+
+def _keep_overrides(directory, kind_name, kind, netns, resources, items):
+    """Carry the overrides that this call or the earlier record gave a
+    resource (matched by the kind's key) into its record."""
+    old = load(os.path.join(directory, file_name(kind_name, netns)), kind_name, netns, strict=False)
+    given = {}
+    for item in (old['config'] if old else []) + items:
+        flags = dict((f, True) for f in OVERRIDES if item.get(f) is True)
+        if not flags:
+            continue
+        key = _key_of(kind, item)
+        if key is not None:
+            given.setdefault(key, {}).update(flags)
+    if not given:
+        return
+    for res in resources:
+        res.update(given.get(_key_of(kind, res), {}))
+
+
+def _key_of(kind, item):
+    try:
+        return kind.key(kind.normalize(dict((k, v) for k, v in item.items() if k not in OVERRIDES)))
+    except Exception:  # pylint: disable=broad-except  # an item another call refused: no key, no flag
+        return None
 
 
 def _drop_unset(directory, kind_name, netns, resources, items, fields):

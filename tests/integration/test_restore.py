@@ -425,3 +425,24 @@ def test_a_held_lock_makes_the_next_run_wait_then_fail_naming_the_holder():
     assert run_module('bridge', lock_timeout=5, config=[{'name': 'hn-br0'}])['changed']
     assert oct(os.stat('/run/hostnet/lock').st_mode & 0o777) == '0o600'
     assert not os.path.exists('/run/hostnet/lock.holder')
+
+
+def test_overrides_are_recorded_and_the_restore_honours_them(servers):
+    """A port published over a host listener with allow_listening: true is
+    recorded with the flag, and the restore publishes it again although the
+    listener is still there (without the flag it would refuse it)."""
+    build()
+    servers.tcp(None, 8085, 'host-service')
+    mapping = dict(WEB, host_port=8085, allow_listening=True)
+    run_module('portmap', config=[mapping])
+    recorded = records()['portmap.json']['config']
+    assert [m.get('allow_listening') for m in recorded] == [True], recorded
+    # A later call that does not repeat the flag keeps it in the record.
+    run_module('portmap', config=[dict(WEB, host_port=8086)])
+    recorded = dict((m['host_port'], m) for m in records()['portmap.json']['config'])
+    assert recorded[8085].get('allow_listening') is True and 'allow_listening' not in recorded[8086]
+    reboot()
+    code, lines = restore()
+    assert code == 0, lines
+    ruleset = sh('nft', '-j', 'list', 'table', 'inet', 'hostnet').stdout
+    assert '8085' in ruleset and '8086' in ruleset
