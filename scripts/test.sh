@@ -11,7 +11,10 @@
 #                target per module) inside the network sandbox
 #   pytest       unit + integration tests with pyroute2 0.9 (.venv) and
 #                integration tests with pyroute2 0.7.2 (.venv-pyroute2-0.7),
-#                both on ansible-core 2.19
+#                both on ansible-core 2.19; the integration runs go as three
+#                shards at once, each in a sandbox of its own, their logs
+#                shown in order at the end (HOSTNET_TEST_JOBS=1: one after
+#                another, output as it comes)
 #   newest       unit + module integration tests on the newest ansible-core
 #                (.venv-ansible-core-newest: 2.21 on Python 3.12+, newest pyroute2)
 #
@@ -227,10 +230,11 @@ stop_shards() {
 # they drive the same modules the module tests prove on 0.7.2, and the VM
 # scenario runs every role on Debian's own pyroute2 0.7.2.
 # Three shards at once: with the newest pyroute2, the files that drive the
-# roles on the lab (about half of its time) and every other file (whatever
-# is added to tests/integration lands there); with 0.7.2, the whole
-# selection.
-LAB_FILES=(tests/integration/test_roles.py tests/integration/test_lab.py tests/integration/test_lab_restore.py)
+# roles on the lab and a few other whole playbooks (about half of its time)
+# and every other file (whatever is added to tests/integration lands
+# there); with 0.7.2, the whole selection.
+LAB_FILES=(tests/integration/test_roles.py tests/integration/test_lab.py tests/integration/test_lab_restore.py
+    tests/integration/test_check_mode_fresh.py tests/integration/test_tarball.py)
 run_pytest() {
     local venv version file
     local -a select ignore=()
@@ -247,7 +251,7 @@ run_pytest() {
     for venv in "$VENV" "$VENV07"; do
         version=$("$venv/bin/python" -c 'import pyroute2; print(pyroute2.__version__)')
         if [[ $venv == "$VENV" ]]; then
-            shard "pytest: integration in a sandbox, pyroute2 $version: roles and lab" \
+            shard "pytest: integration in a sandbox, pyroute2 $version: roles, lab, whole playbooks" \
                 bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest "${LAB_FILES[@]}" -q
             shard "pytest: integration in a sandbox, pyroute2 $version: the other files" \
                 bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q "${ignore[@]}"
