@@ -43,8 +43,8 @@ export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 COLLECTIONS=$REPO/.cache/collections
 mkdir -p "$COLLECTIONS/ansible_collections/hostnet"
 # Replaced only when it points elsewhere: `ln -sfn` removes the link before
-# making it anew, and a test.sh or molecule.sh running at the same time
-# (.ci/run starts the VM scenario beside the tests) must never miss it.
+# making it anew, and a test.sh, molecule.sh or test shard running at the
+# same time must never miss it.
 [[ $(readlink "$COLLECTIONS/ansible_collections/hostnet/provision") == "$REPO" ]] \
     || ln -sfn "$REPO" "$COLLECTIONS/ansible_collections/hostnet/provision"
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS
