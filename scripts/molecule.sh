@@ -26,7 +26,11 @@ export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
 # Make `hostnet.provision.*` resolvable from this checkout; nothing from Galaxy.
 COLLECTIONS=$REPO/.cache/collections
 mkdir -p "$COLLECTIONS/ansible_collections/hostnet"
-ln -sfn "$REPO" "$COLLECTIONS/ansible_collections/hostnet/provision"
+# Replaced only when it points elsewhere: `ln -sfn` removes the link before
+# making it anew, and a test.sh, molecule.sh or test shard running at the
+# same time must never miss it.
+[[ $(readlink "$COLLECTIONS/ansible_collections/hostnet/provision") == "$REPO" ]] \
+    || ln -sfn "$REPO" "$COLLECTIONS/ansible_collections/hostnet/provision"
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_GALAXY_DISABLE_GPG_VERIFY=1
 
 NS_SCENARIOS=(overlay_network bridge_network tenant_networks)

@@ -11,7 +11,10 @@
 #                target per module) inside the network sandbox
 #   pytest       unit + integration tests with pyroute2 0.9 (.venv) and
 #                integration tests with pyroute2 0.7.2 (.venv-pyroute2-0.7),
-#                both on ansible-core 2.19
+#                both on ansible-core 2.19; the integration runs go as three
+#                shards at once, each in a sandbox of its own, their logs
+#                shown in order at the end (HOSTNET_TEST_JOBS=1: one after
+#                another, output as it comes)
 #   newest       unit + module integration tests on the newest ansible-core
 #                (.venv-ansible-core-newest: 2.21 on Python 3.12+, newest pyroute2)
 #
@@ -39,7 +42,11 @@ export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 # Make `hostnet.provision.*` resolvable from this checkout.
 COLLECTIONS=$REPO/.cache/collections
 mkdir -p "$COLLECTIONS/ansible_collections/hostnet"
-ln -sfn "$REPO" "$COLLECTIONS/ansible_collections/hostnet/provision"
+# Replaced only when it points elsewhere: `ln -sfn` removes the link before
+# making it anew, and a test.sh, molecule.sh or test shard running at the
+# same time must never miss it.
+[[ $(readlink "$COLLECTIONS/ansible_collections/hostnet/provision") == "$REPO" ]] \
+    || ln -sfn "$REPO" "$COLLECTIONS/ansible_collections/hostnet/provision"
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS
 
 run_lint() {
@@ -54,7 +61,7 @@ remove_copies() {
     local dir
     for dir in "${COPIES[@]}"; do rm -rf "$dir"; done
 }
-trap remove_copies EXIT
+trap 'stop_shards; remove_copies' EXIT
 
 # collection_copy: set COPY to the path of a fresh copy of the collection tree at
 # .../ansible_collections/hostnet/provision (where ansible-test wants it):
@@ -118,25 +125,143 @@ pytest_run() {
     return "$rc"
 }
 
+# Shards: commands that run at the same time, each in a sandbox of its own
+# (scripts/sandbox.sh: a network namespace and /run of its own, so they never
+# see each other's links, namespaces or nftables tables). Most of a pytest
+# run waits (probes, playbooks, timeouts), so on 2 cores the shards together
+# take about the time of the longest. Each one's output goes to a log,
+# printed whole and in order once all have ended; every shard's exit status
+# counts. HOSTNET_TEST_JOBS=1 runs them one after another instead, output
+# as it comes.
+SHARD_NAMES=()
+SHARD_PIDS=()
+SHARD_LOGS=()
+SHARD_RCS=()
+SHARD_DIR=
+
+# shard NAME COMMAND...: start COMMAND (through pytest_run) as shard NAME.
+shard() {
+    local name=$1
+    shift
+    SHARD_NAMES+=("$name")
+    if [[ ${HOSTNET_TEST_JOBS:-} == 1 ]]; then
+        banner "$name"
+        local rc=0 start=$SECONDS
+        pytest_run "$@" || rc=$?
+        printf -- '---------- %s: %s in %ds\n' "$name" "$([[ $rc -eq 0 ]] && echo ok || echo "FAILED (exit $rc)")" \
+            "$((SECONDS - start))"
+        SHARD_PIDS+=(-)
+        SHARD_LOGS+=(-)
+        SHARD_RCS+=("$rc")
+        return 0
+    fi
+    [[ -n $SHARD_DIR ]] || SHARD_DIR=$(mktemp -d /tmp/hostnet-test-XXXXXX)
+    local log=$SHARD_DIR/${#SHARD_NAMES[@]}.log
+    set -m
+    (
+        start=$SECONDS
+        rc=0
+        pytest_run "$@" || rc=$?
+        printf -- '---------- %s: %s in %ds\n' "$name" "$([[ $rc -eq 0 ]] && echo ok || echo "FAILED (exit $rc)")" \
+            "$((SECONDS - start))"
+        exit "$rc"
+    ) </dev/null >"$log" 2>&1 &
+    set +m
+    SHARD_PIDS+=($!)
+    SHARD_LOGS+=("$log")
+    SHARD_RCS+=(running)
+    printf 'started: %s (pid %d)\n' "$name" "$!"
+}
+
+# wait_shards: wait for every shard; print the logs in order; fail if any failed.
+wait_shards() {
+    local i pid rc failed=0 start=$SECONDS
+    local -a running
+    while :; do
+        running=()
+        for i in "${!SHARD_NAMES[@]}"; do
+            [[ ${SHARD_RCS[i]} != running ]] || running+=("${SHARD_PIDS[i]}")
+        done
+        [[ ${#running[@]} -gt 0 ]] || break
+        rc=0
+        pid=
+        wait -n -p pid "${running[@]}" || rc=$?
+        [[ -n $pid ]] || die "lost track of the shards (wait: exit $rc)"
+        for i in "${!SHARD_NAMES[@]}"; do
+            if [[ ${SHARD_PIDS[i]} == "$pid" ]]; then
+                SHARD_RCS[i]=$rc
+                printf 'ended after %ds: %s (exit %d)\n' "$((SECONDS - start))" "${SHARD_NAMES[i]}" "$rc"
+            fi
+        done
+    done
+    for i in "${!SHARD_NAMES[@]}"; do
+        if [[ ${SHARD_LOGS[i]} != - ]]; then
+            banner "${SHARD_NAMES[i]}"
+            cat "${SHARD_LOGS[i]}"
+        fi
+    done
+    for i in "${!SHARD_NAMES[@]}"; do
+        if [[ ${SHARD_RCS[i]} -ne 0 ]]; then
+            printf 'test.sh: FAILED: %s (exit %s)\n' "${SHARD_NAMES[i]}" "${SHARD_RCS[i]}" >&2
+            failed=1
+        fi
+    done
+    SHARD_NAMES=() SHARD_PIDS=() SHARD_LOGS=() SHARD_RCS=()
+    [[ -z $SHARD_DIR ]] || rm -rf "$SHARD_DIR"
+    SHARD_DIR=
+    return "$failed"
+}
+
+# Shards still running when test.sh ends early (Ctrl-C, a failed step): end
+# them. Each runs in a process group of its own (set -m), so the group's
+# kill reaches the pytest in its sandbox.
+stop_shards() {
+    local i
+    for i in "${!SHARD_NAMES[@]}"; do
+        [[ ${SHARD_RCS[i]} != running ]] || kill -- "-${SHARD_PIDS[i]}" 2>/dev/null || true
+    done
+    [[ -z $SHARD_DIR ]] || rm -rf "$SHARD_DIR"
+}
+
 # Unit tests run as they are; integration tests (which create links and
-# namespaces) run inside a throwaway network sandbox, once per supported
+# namespaces) run inside throwaway network sandboxes, once per supported
 # pyroute2: the newest (.venv) and Debian 12's 0.7.2 (.venv-pyroute2-0.7).
 # With 0.7.2 the whole-playbook tests (markers playbook, lab) are left out:
 # they drive the same modules the module tests prove on 0.7.2, and the VM
 # scenario runs every role on Debian's own pyroute2 0.7.2.
+# Three shards at once: with the newest pyroute2, the files that drive the
+# roles on the lab and a few other whole playbooks (about half of its time)
+# and every other file (whatever is added to tests/integration lands
+# there); with 0.7.2, the whole selection.
+LAB_FILES=(tests/integration/test_roles.py tests/integration/test_lab.py tests/integration/test_lab_restore.py
+    tests/integration/test_check_mode_fresh.py tests/integration/test_tarball.py)
 run_pytest() {
-    local venv version
-    local -a select
+    local venv version file
+    local -a select ignore=()
     [[ -x $VENV07/bin/python ]] || die "$VENV07 missing: run scripts/setup.sh"
+    for file in "${LAB_FILES[@]}"; do
+        [[ -f $file ]] || die "$file missing: update LAB_FILES in $0"
+        ignore+=(--ignore "$file")
+    done
     for venv in "$VENV" "$VENV07"; do
         version=$("$venv/bin/python" -c 'import pyroute2; print(pyroute2.__version__)')
-        select=()
-        [[ $venv == "$VENV" ]] || select=(-m 'not playbook and not lab')
         banner "pytest: unit, pyroute2 $version"
         pytest_run "$venv/bin/python" -m pytest tests/unit -q
-        banner "pytest: integration in a sandbox, pyroute2 $version ${select[*]}"
-        pytest_run bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q "${select[@]}"
     done
+    for venv in "$VENV" "$VENV07"; do
+        version=$("$venv/bin/python" -c 'import pyroute2; print(pyroute2.__version__)')
+        if [[ $venv == "$VENV" ]]; then
+            shard "pytest: integration in a sandbox, pyroute2 $version: roles, lab, whole playbooks" \
+                bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest "${LAB_FILES[@]}" -q
+            shard "pytest: integration in a sandbox, pyroute2 $version: the other files" \
+                bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q "${ignore[@]}"
+        else
+            select=(-m 'not playbook and not lab')
+            shard "pytest: integration in a sandbox, pyroute2 $version ${select[*]}" \
+                bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q "${select[@]}"
+        fi
+    done
+    wait_shards
 }
 
 # The module tests on the newest ansible-core: AnsibleModule, templating and
