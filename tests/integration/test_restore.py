@@ -11,6 +11,7 @@ from this checkout; what it makes is read back through ``ip -j``,
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -446,3 +447,46 @@ def test_overrides_are_recorded_and_the_restore_honours_them(servers):
     assert code == 0, lines
     ruleset = sh('nft', '-j', 'list', 'table', 'inet', 'hostnet').stdout
     assert '8085' in ruleset and '8086' in ruleset
+
+
+PLAY = '''---
+- name: Network %(n)d
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+%(tasks)s
+'''
+
+
+@pytest.mark.playbook
+def test_two_concurrent_playbooks_on_one_host_take_turns(tmp_path):
+    """Two ansible-playbook runs at the same time on one host, on different
+    networks: they take turns on the host lock, both end correct, and the
+    one nftables table holds both; run again, neither changes anything."""
+    from test_playbook import run_playbook
+    import yaml
+    paths = []
+    for n in (0, 1):
+        tasks = []
+        for step in network(n)[:4]:
+            step = dict(step)
+            module = step.pop('module')
+            tasks.append({'name': module, 'hostnet.provision.%s' % module: step})
+        text = PLAY % {'n': n, 'tasks': yaml.safe_dump(tasks, sort_keys=False).replace('\n', '\n    ').rstrip()}
+        path = tmp_path / ('net%d.yml' % n)
+        path.write_text(text.replace('  tasks:\n', '  tasks:\n    ', 1))
+        paths.append(str(path))
+    for expect_changed in (4, 0):
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(run_playbook, paths))
+        for rc, stats, output in results:
+            assert rc == 0, output[-3000:]
+            assert stats['changed'] == expect_changed and stats['failed'] == 0, output[-3000:]
+        for n in (0, 1):
+            assert ping('ns%d-1' % n, '198.51.100.%d' % (3 + 16 * n))
+        text = sh('nft', '-j', 'list', 'table', 'inet', 'hostnet').stdout
+        for n in (0, 1):
+            assert '"hn-br%d"' % n in text and '198.51.100.%d' % (2 + 16 * n) in text
