@@ -9,6 +9,8 @@ A socket opened while this thread is inside a namespace stays there, so
 each probe enters its source namespace only to open the socket; no ``ping``
 or ``ip netns exec`` process is started. Every probe is bounded by its
 timeout; nothing is sent except one echo request or one TCP handshake.
+The probes run concurrently in one thread (non-blocking sockets, one
+selector): a run costs about its timeout per window of MAX_IN_FLIGHT probes.
 
 Every probe ends in one of three results, never a guess:
 
@@ -37,7 +39,7 @@ import errno
 import ipaddress
 import math
 import os
-import select
+import selectors
 import socket
 import struct
 import time
@@ -51,6 +53,8 @@ PROTOCOLS = ('icmp', 'tcp')
 # A probe waits at most this long: more is a typo (ms for s), not a network.
 MAX_TIMEOUT = 60.0
 REACHABLE, BLOCKED, UNKNOWN = 'reachable', 'blocked', 'unknown'
+# Probes in flight at once (sockets): bounded by the open-file limit too.
+MAX_IN_FLIGHT = 4096
 
 # Socket errors that are the network's answer (blocked), by name.
 _BLOCKED_ERRORS = {
@@ -96,36 +100,102 @@ def _open(spec, family, kind, proto):
             os.close(fd)
 
 
-def _icmp(spec, address, timeout):
-    ip = ipaddress.ip_address(address)
-    if ip.version == 4:
-        sock = _open(spec, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-        request_type, reply_type = 8, 0
-    else:
-        sock = _open(spec, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-        request_type, reply_type = 128, 129
-    ident = os.getpid() & 0xffff
-    payload = b'hostnet.provision probe'
-    header = struct.pack('!BBHHH', request_type, 0, 0, ident, 1)
-    checksum = _checksum(header + payload) if ip.version == 4 else 0  # the kernel fills ICMPv6's
-    packet = struct.pack('!BBHHH', request_type, 0, checksum, ident, 1) + payload
-    deadline = time.monotonic() + timeout
-    try:
-        sock.sendto(packet, (str(ip), 0))
+class _IcmpSocket:
+    """One raw ICMP (or ICMPv6) socket per source namespace and family,
+    shared by every echo probe from there: a raw socket receives every ICMP
+    message of its namespace, so one socket per probe would copy each reply
+    to all of them. Probes are told apart by (identifier, sequence)."""
+
+    def __init__(self, spec, version):
+        if version == 4:
+            self.sock = _open(spec, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        else:
+            self.sock = _open(spec, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        self.sock.setblocking(False)
+        self.version = version
+        self.waiting = {}  # (ident, seq) -> probe
+
+    def send(self, probe, ident, seq):
+        request = 8 if self.version == 4 else 128
+        payload = b'hostnet.provision probe'
+        header = struct.pack('!BBHHH', request, 0, 0, ident, seq)
+        checksum = _checksum(header + payload) if self.version == 4 else 0  # the kernel fills ICMPv6's
+        packet = struct.pack('!BBHHH', request, 0, checksum, ident, seq) + payload
+        try:
+            self.sock.sendto(packet, (str(probe.address), 0))
+        except OSError as exc:
+            raise _from_os_error(exc, 'icmp probe') from None
+        self.waiting[(ident, seq)] = probe
+
+    def receive(self):
+        """Read what arrived: [(probe, outcome)] for the probes it decides."""
+        decided = []
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([sock], [], [], left)[0]:
-                raise _Outcome(BLOCKED, 'timeout')
-            data, peer = sock.recvfrom(2048)
-            if ip.version == 4:
+            try:
+                data, peer = self.sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return decided
+            except OSError:
+                return decided  # an error queued on the socket: each probe ends by its timeout
+            if self.version == 4:
                 data = data[(data[0] & 0x0f) * 4:]  # raw IPv4 sockets include the IP header
-            if len(data) >= 8 and data[0] == reply_type and struct.unpack('!H', data[4:6])[0] == ident \
-                    and ipaddress.ip_address(peer[0].split('%')[0]) == ip:
-                raise _Outcome(REACHABLE, 'echo reply')
-    except OSError as exc:
-        raise _from_os_error(exc, 'icmp probe') from None
-    finally:
-        sock.close()
+            if len(data) < 8:
+                continue
+            kind = data[0]
+            if kind == (0 if self.version == 4 else 129):  # echo reply
+                probe = self.waiting.get(struct.unpack('!HH', data[4:8]))
+                if probe is not None and ipaddress.ip_address(peer[0].split('%')[0]) == probe.address:
+                    decided.append((probe, _Outcome(REACHABLE, 'echo reply')))
+            elif kind in ((3, 13) if self.version == 4 else (1,)):
+                # Destination unreachable (or administratively prohibited):
+                # the network's answer, about the echo request it quotes.
+                inner = data[8:]
+                if self.version == 4 and len(inner) >= 20:
+                    inner = inner[(inner[0] & 0x0f) * 4:]
+                elif self.version == 6:
+                    inner = inner[40:]
+                if len(inner) >= 8:
+                    probe = self.waiting.get(struct.unpack('!HH', inner[4:8]))
+                    if probe is not None:
+                        code = data[1]
+                        prohibited = (kind == 3 and code in (9, 10, 13)) or (kind == 1 and code == 1)
+                        decided.append((probe, _Outcome(BLOCKED, 'prohibited' if prohibited else 'unreachable')))
+            for probe, _outcome in decided:
+                self.waiting.pop(probe.key, None)
+
+    def close(self):
+        self.sock.close()
+
+
+class _Probe:
+    """One check in flight."""
+
+    def __init__(self, number, check, deadline):
+        self.number = number
+        self.check = check
+        self.address = ipaddress.ip_address(check['to'])
+        self.deadline = deadline
+        self.sock = None  # TCP: its own socket
+        self.key = None   # ICMP: (ident, seq) on the shared socket
+
+
+def _start_tcp(probe):
+    sock = _open(probe.check.get('from') or None, socket.AF_INET if probe.address.version == 4 else socket.AF_INET6,
+                 socket.SOCK_STREAM, 0)
+    sock.setblocking(False)
+    probe.sock = sock
+    err = sock.connect_ex((str(probe.address), int(probe.check['port'])))
+    if err in (0, errno.EISCONN):
+        raise _Outcome(REACHABLE, 'connected')
+    if err not in (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY):
+        raise _from_os_error(OSError(err, os.strerror(err)), 'tcp connect')
+
+
+def _finish_tcp(probe):
+    err = probe.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err == 0:
+        return _Outcome(REACHABLE, 'connected')
+    return _from_os_error(OSError(err, os.strerror(err)), 'tcp connect')
 
 
 def _checksum(data):
@@ -137,19 +207,20 @@ def _checksum(data):
     return ~total & 0xffff
 
 
-def _tcp(spec, address, port, timeout):
-    ip = ipaddress.ip_address(address)
-    sock = _open(spec, socket.AF_INET if ip.version == 4 else socket.AF_INET6, socket.SOCK_STREAM, 0)
-    sock.settimeout(timeout)
-    try:
-        sock.connect((str(ip), port))
-    except socket.timeout:
-        raise _Outcome(BLOCKED, 'timeout') from None
-    except OSError as exc:
-        raise _from_os_error(exc, 'tcp connect') from None
-    finally:
-        sock.close()
-    raise _Outcome(REACHABLE, 'connected')
+def _window():
+    """How many probes are in flight at once: as many as the open-file limit
+    allows (raised to its hard limit), keeping room for everything else."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (OSError, ValueError):
+            pass
+    limit = soft if soft != resource.RLIM_INFINITY else 65536
+    return max(16, min(MAX_IN_FLIGHT, limit - 64))
 
 
 def _number(value):
@@ -211,25 +282,94 @@ def validate(checks, timeout):
 def probe(checks, timeout=1.0):
     """Run each check {from, to, protocol (icmp|tcp), port}; add ``result``
     (reachable, blocked or unknown), ``reason`` and ``reachable`` (a bool,
-    None when unknown)."""
+    None when unknown).
+
+    The probes run concurrently (up to the open-file limit at once, see
+    _window), each bounded by ``timeout`` from its own start: the whole run
+    takes about ``timeout`` times the number of windows, not the sum of the
+    probes. A probe the network answers (echo reply, ICMP unreachable, TCP
+    reset or handshake) is decided as soon as the answer arrives."""
     checks = validate(checks, timeout)
+    outcomes = [None] * len(checks)
+    window = _window()
+    icmp = {}      # (spec, version) -> _IcmpSocket
+    flight = {}    # fd -> probe (TCP)
+    echoes = []    # probes waiting on a shared ICMP socket
+    ident = os.getpid() & 0xffff
+    selector = selectors.DefaultSelector()
+    queue = list(enumerate(checks))
+    queue.reverse()
+    try:
+        while queue or flight or echoes:
+            while queue and len(flight) + len(echoes) < window:
+                number, check = queue.pop()
+                probe = _Probe(number, check, time.monotonic() + timeout)
+                try:
+                    if check['protocol'] == 'tcp':
+                        try:
+                            _start_tcp(probe)
+                        except _Outcome:
+                            if probe.sock is not None:
+                                probe.sock.close()
+                            raise
+                        flight[probe.sock.fileno()] = probe
+                        selector.register(probe.sock, selectors.EVENT_WRITE, probe)
+                    else:
+                        spec = check.get('from') or None
+                        shared = icmp.get((spec, probe.address.version))
+                        if shared is None:
+                            shared = icmp[(spec, probe.address.version)] = _IcmpSocket(spec, probe.address.version)
+                            selector.register(shared.sock, selectors.EVENT_READ, shared)
+                        probe.key = ((ident + (number >> 16)) & 0xffff, (number & 0xffff) or 0x10000 - 1)
+                        shared.send(probe, *probe.key)
+                        echoes.append(probe)
+                except _Outcome as outcome:
+                    outcomes[number] = outcome
+            now = time.monotonic()
+            pending = [p for p in list(flight.values()) + echoes]
+            if not pending:
+                continue
+            left = max(0.0, min(p.deadline for p in pending) - now)
+            for key, _events in selector.select(left):
+                if isinstance(key.data, _IcmpSocket):
+                    for probe, outcome in key.data.receive():
+                        if outcomes[probe.number] is None and probe in echoes:
+                            outcomes[probe.number] = outcome
+                            echoes.remove(probe)
+                else:
+                    probe = key.data
+                    outcomes[probe.number] = _finish_tcp(probe)
+                    _drop_tcp(selector, flight, probe)
+            now = time.monotonic()
+            for probe in [p for p in flight.values() if p.deadline <= now]:
+                outcomes[probe.number] = _Outcome(BLOCKED, 'timeout')
+                _drop_tcp(selector, flight, probe)
+            for probe in [p for p in echoes if p.deadline <= now]:
+                outcomes[probe.number] = _Outcome(BLOCKED, 'timeout')
+                echoes.remove(probe)
+                for shared in icmp.values():
+                    shared.waiting.pop(probe.key, None)
+    finally:
+        for probe in list(flight.values()):
+            probe.sock.close()
+        for shared in icmp.values():
+            shared.close()
+        selector.close()
     out = []
-    for check in checks:
+    for check, outcome in zip(checks, outcomes):
+        outcome = outcome or _Outcome(UNKNOWN, 'no result')
         entry = dict(check)
-        src = check.get('from') or None
-        try:
-            if check['protocol'] == 'tcp':
-                _tcp(src, check['to'], int(check['port']), timeout)
-            else:
-                _icmp(src, check['to'], timeout)
-            outcome = _Outcome(UNKNOWN, 'no result')  # not reached: every probe raises its outcome
-        except _Outcome as result:
-            outcome = result
         entry['result'] = outcome.result
         entry['reason'] = outcome.reason
         entry['reachable'] = None if outcome.result == UNKNOWN else outcome.result == REACHABLE
         out.append(entry)
     return out
+
+
+def _drop_tcp(selector, flight, probe):
+    selector.unregister(probe.sock)
+    del flight[probe.sock.fileno()]
+    probe.sock.close()
 
 
 def unexpected(results):

@@ -15,6 +15,11 @@ description:
     that networks work and that isolation holds.
   - Opens each socket inside the source namespace (no C(ping) or C(ip netns exec) process); every check is
     bounded by O(timeout).
+  - The checks run concurrently (thousands at once, as the open-file limit allows; echo requests share one raw
+    socket per source namespace and family), so a report of many checks takes about O(timeout), not the sum of
+    the checks. A check the network answers (echo reply, ICMP unreachable or prohibited, TCP reset or handshake)
+    is decided as soon as the answer arrives; only unanswered ones wait for O(timeout). The kernel rate-limits
+    the ICMP errors it sends, so of many rejected checks only the first few end early.
   - Changes nothing; O(checks[].expect) turns a result into an assertion.
   - Each check ends in one C(result). V(reachable) means an echo reply came back, or the TCP handshake completed.
   - V(blocked) means the network said no. No answer within O(timeout), an ICMP error (host unreachable,

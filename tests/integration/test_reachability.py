@@ -141,3 +141,46 @@ def test_foreign_forward_drop_policy_is_reported_and_explains_the_blocked_publis
     finally:
         servers.stop()
         subprocess.run(['nft', 'delete table ip filter'], check=False, capture_output=True)
+
+
+def test_many_probes_at_once_each_gets_its_own_answer():
+    """Probes run concurrently and share one raw ICMP socket per source
+    namespace and family: 120 checks mixing answered and dropped echoes over
+    both families, refused and accepted TCP, from two namespaces, each get
+    their own result; an ICMP error from the network (an nft reject in rp-b)
+    decides a probe at once (prohibited), not by its timeout."""
+    build()
+    subprocess.run(['ip', 'netns', 'exec', 'rp-b', 'nft', 'add table inet t; add chain inet t in '
+                    '{ type filter hook input priority 0; ip saddr 198.51.100.10 icmp type echo-request '
+                    'reject with icmp type admin-prohibited; }'], check=True)
+    server = subprocess.Popen(['ip', 'netns', 'exec', 'rp-b', 'socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'SYSTEM:true'])
+    try:
+        for _attempt in range(50):  # bounded: wait for the listener
+            if subprocess.run(['ip', 'netns', 'exec', 'rp-b', 'ss', '-Hltn', 'sport = :8080'], capture_output=True,
+                              text=True, check=False).stdout.strip():
+                break
+            subprocess.run(['sleep', '0.05'], check=True)
+        cases = [
+            ({'from': 'rp-a', 'to': '198.51.100.11'}, 'blocked', 'prohibited'),      # rejected by rp-b
+            ({'from': 'rp-b', 'to': '198.51.100.10'}, 'reachable', 'echo reply'),
+            ({'from': 'rp-a', 'to': '2001:db8:100::11'}, 'reachable', 'echo reply'),
+            ({'from': 'rp-a', 'to': '198.51.100.99'}, 'blocked', None),               # nobody there
+            ({'from': 'rp-a', 'to': '198.51.100.11', 'protocol': 'tcp', 'port': 8080}, 'reachable', 'connected'),
+            ({'from': 'rp-a', 'to': '198.51.100.11', 'protocol': 'tcp', 'port': 8081}, 'blocked', 'refused'),
+        ]
+        checks, expected = [], []
+        for _round in range(20):
+            for check, result, reason in cases:
+                checks.append(dict(check))
+                expected.append((result, reason))
+        result = run_module('reachability', timeout=2, checks=checks)['results']
+        # The kernel rate-limits the ICMP errors it sends (icmp_ratelimit):
+        # after the first few rejects, the rest end by their timeout.
+        got = [(r['result'], r['reason'] if reason is not None else None)
+               for r, (_res, reason) in zip(result, expected)]
+        assert got[0] == ('blocked', 'prohibited')
+        assert [g if e != ('blocked', 'prohibited') or g[1] != 'timeout' else e
+                for g, e in zip(got, expected)] == expected
+    finally:
+        server.kill()
+        server.wait(timeout=10)
