@@ -723,6 +723,13 @@ def _derive(nets, ports, facts, veth_prefix):
             for field in ('mtu', 'masquerade', 'icc', 'isolated', 'host_access'):
                 if net.get(field) is not None:
                     bridge[field] = net[field]
+            # DNS to the gateway (the network's resolver) passes host_access: false;
+            # closed again when dns is switched off.
+            if net.get('dns'):
+                bridge['dns_access'] = True
+            elif any(b.get('name') == net['bridge'] and b.get('dns_access')
+                     for b in ((facts or {}).get('managed') or {}).get('bridge', []) or []):
+                bridge['dns_access'] = False
             if net.get(_clash.OVERRIDE):
                 bridge[_clash.OVERRIDE] = True
             out['bridges'].append(bridge)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -247,3 +248,78 @@ def test_names_resolve_inside_a_network_only(tmp_path, dirs, upstream):
     run(tmp_path, variables)
     assert os.listdir(conf) == [] and os.listdir('/etc/netns') == []
     assert _glob(dirs['bridge_network_dns_run_dir'], '.pid') == []
+
+
+QUERY = '''
+import socket, struct, sys
+server, name = sys.argv[1], sys.argv[2]
+query = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0)
+query += b''.join(bytes([len(p)]) + p.encode() for p in name.split('.')) + b'\\0' + struct.pack('>HH', 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(query, (server, 53))
+try:
+    reply = s.recv(512)
+except socket.timeout:
+    print('timeout')
+else:
+    print('rcode=%d answers=%d' % (reply[3] & 15, struct.unpack('>H', reply[6:8])[0]))
+'''
+
+
+def query(netns, server, name):
+    """One DNS query over UDP from NETNS to SERVER: 'rcode=N answers=M' or 'timeout'."""
+    return subprocess.run(['ip', 'netns', 'exec', netns, sys.executable, '-c', QUERY, server, name],
+                          capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+
+
+def tcp_open(netns, address, port):
+    proc = subprocess.run(['ip', 'netns', 'exec', netns, sys.executable, '-c',
+                           'import socket; socket.create_connection((%r, %d), timeout=2)' % (address, port)],
+                          capture_output=True, text=True, timeout=20, check=False)
+    return proc.returncode == 0
+
+
+def test_tenants_resolve_their_own_names_and_reach_only_dns_on_the_host(tmp_path, dirs, upstream):
+    """tenant_networks with dns: host access stays off but for DNS to the own gateway."""
+    tenants = [
+        {'name': 'acme', 'subnet': '203.0.113.0/26', 'dns': True, 'dns_upstreams': [upstream],
+         'endpoints': [{'name': 'hn-t1'}, {'name': 'hn-t2', 'aliases': ['db']}]},
+        {'name': 'globex', 'subnet': '203.0.113.64/26', 'dns': True, 'endpoints': [{'name': 'hn-g1'}]},
+    ]
+    variables = dict(dirs, tenant_networks_sysctl_file=str(tmp_path / 'sysctl.conf'), tenant_networks_tenants=tenants)
+    # A service of the host on the acme gateway, which tenants must not reach.
+    listener = subprocess.Popen([sys.executable, '-c', 'import socket, time; s = socket.create_server(("", 8053)); '
+                                 'time.sleep(120)'])
+    try:
+        rc, _tasks, out = play_role(tmp_path, 'tenant_networks', variables)
+        assert rc == 0, out
+        t2 = address('hn-t2')
+        assert lookup('hn-t1', 'db') == [t2] and lookup('hn-t1', 'hn-t2.acme') == [t2]
+        assert lookup('hn-t1', EXTERNAL[0]) == [EXTERNAL[1]]
+        assert lookup('hn-t1', 'hn-g1') == [] and lookup('hn-g1', 'db') == []
+        # DNS to the own gateway passes host_access: false, over UDP and TCP ...
+        assert query('hn-t1', '203.0.113.1', 'db') == 'rcode=0 answers=1'
+        assert tcp_open('hn-t1', '203.0.113.1', 53)
+        # ... and only that: not another port of the gateway, not another tenant's resolver.
+        socket.create_connection(('203.0.113.1', 8053), timeout=2).close()  # the listener is there
+        assert not tcp_open('hn-t1', '203.0.113.1', 8053)
+        assert query('hn-t1', '203.0.113.65', 'hn-g1') == 'timeout'
+        assert query('hn-g1', '203.0.113.65', 'hn-g1') == 'rcode=0 answers=1'
+        rules = subprocess.run(['nft', '-j', 'list', 'set', 'inet', 'hostnet', 'dns_access4'], capture_output=True,
+                               text=True, check=True).stdout
+        assert '203.0.113.1' in rules and '203.0.113.65' in rules
+
+        # dns switched off: resolver and files go, and DNS to the gateway is blocked again.
+        tenants[0]['dns'] = False
+        rc, _tasks, out = play_role(tmp_path, 'tenant_networks', variables)
+        assert rc == 0, out
+        assert sorted(os.listdir(dirs['bridge_network_dns_config_dir'])) == ['globex.conf', 'globex.hosts']
+        assert not os.path.exists('/etc/netns/hn-t1')
+        assert query('hn-t1', '203.0.113.1', 'db') == 'timeout'
+    finally:
+        listener.kill()
+        listener.wait()
+        for tenant in tenants:
+            tenant['state'] = 'absent'
+        play_role(tmp_path, 'tenant_networks', variables)
