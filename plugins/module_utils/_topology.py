@@ -865,7 +865,7 @@ def _dns_plan(nets, reports, problems):
             for ep_report in report['endpoints']:
                 ep = by_name[ep_report['name']]
                 names = [ep['name']] + [str(a) for a in _as_list(ep.get('aliases'))]
-                for address in ep_report['addresses']:
+                for address in ep_report['addresses'] if resolver else []:
                     entry['hosts'].append({'address': address.split('/')[0], 'names': names})
                 own = {'netns': ep['name'], 'nameservers': _as_list(ep.get('dns')),
                        'search': _as_list(ep.get('dns_search')), 'options': _as_list(ep.get('dns_options')),
@@ -874,7 +874,7 @@ def _dns_plan(nets, reports, problems):
                 if ep.get('default_route', True) and (resolver or any(ep.get(f) for f in _DNS_ENDPOINT_FIELDS)):
                     entry['endpoints'].append(own)
             for kept in (k for k in report['kept'] if k.get('name')):
-                for address in kept['addresses']:
+                for address in kept['addresses'] if resolver else []:
                     entry['hosts'].append({'address': address.split('/')[0], 'names': [kept['name']]})
                 entry['endpoints'].append({'netns': kept['name'], 'keep': True})
         if resolver:
