@@ -10,7 +10,7 @@ processes only (no kernel state), so it runs without Ansible.
 Per network ``NET`` (paths configurable):
 
 * ``CONFIG_DIR/NET.conf``: the resolver's configuration: it listens on the
-  network's gateway addresses only (``bind-interfaces``), never reads the
+  network's gateway addresses only (``bind-dynamic``), never reads the
   host's ``/etc/hosts``, answers the names in ``CONFIG_DIR/NET.hosts``
   (bare and under the network's domain), forwards nothing about that domain
   nor any bare name, and forwards every other name to its upstreams (the
@@ -191,9 +191,13 @@ def normalize(networks):
 
 
 def _conf(net, paths):
+    # bind-dynamic: its own sockets on the listen addresses only (several
+    # resolvers side by side), and an address that is not usable yet (IPv6
+    # duplicate address detection, a bridge restored later at boot) is
+    # bound when it is.
     lines = [marker(net['name']),
              '# One resolver per network: it answers the names of this network only.',
-             'bind-interfaces']
+             'bind-dynamic']
     lines += ['listen-address=%s' % a for a in net['listen']]
     lines += ['no-hosts',
               'addn-hosts=%s' % _path(paths, 'config_dir', net['name'] + '.hosts'),

@@ -60,7 +60,7 @@ def test_files_and_plan(paths):
     _dns.apply(changes, paths)
     conf = read(os.path.join(paths['config_dir'], 'web.conf'))
     assert conf[0] == _dns.marker('web')
-    for line in ('bind-interfaces', 'listen-address=198.51.100.1', 'no-hosts', 'domain-needed', 'local=/web/',
+    for line in ('bind-dynamic', 'listen-address=198.51.100.1', 'no-hosts', 'domain-needed', 'local=/web/',
                  'no-resolv', 'server=198.18.7.2#5353'):
         assert line in conf
     assert 'resolv-file=/etc/resolv.conf' not in conf
