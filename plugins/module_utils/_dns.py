@@ -308,10 +308,12 @@ def running_pid(paths, name):
 # -- plan -----------------------------------------------------------------------------------
 
 
-def _want_file(path, content, name, changes, before, after):
+def _want_file(path, content, name, changes, before, after, handover=()):
+    """``handover``: networks of this call whose files this one may take
+    over (a namespace whose files move to another network)."""
     have = _read(path)
     owner = _owner(have)
-    if have is not None and owner != name:
+    if have is not None and owner != name and owner not in handover:
         why = 'was written for dns network %s' % owner if owner else 'was not written by hostnet.provision'
         raise ConflictError('%s: exists and %s; it is left alone (remove it, or choose another network/endpoint)'
                             % (path, why), path)
@@ -338,6 +340,10 @@ def plan(networks, paths):
     """
     changes, restarts, stopped = [], [], []
     before, after = {}, {}
+    # Which network of this call writes each namespace's files.
+    claimed = dict((ep['netns'], net['name']) for net in networks if net['state'] == 'present'
+                   for ep in net['endpoints'])
+    names = set(net['name'] for net in networks)
     for net in networks:
         name = net['name']
         conf_path = _path(paths, 'config_dir', name + '.conf')
@@ -351,10 +357,11 @@ def plan(networks, paths):
                 if ep['keep']:
                     continue
                 for leaf, content in (('resolv.conf', _resolv(net, ep)), ('hosts', _etc_hosts(net, ep))):
-                    _want_file(_path(paths, 'netns_dir', ep['netns'], leaf), content, name, changes, before, after)
+                    _want_file(_path(paths, 'netns_dir', ep['netns'], leaf), content, name, changes, before, after,
+                               handover=names)
         emptied = set()
         for ns, path in _tagged_netns_files(paths, name):
-            if ns not in wanted_ns:
+            if ns not in wanted_ns and claimed.get(ns, name) == name:
                 _drop_file(path, changes, before, after)
                 emptied.add(ns)
         if present and net['resolver']:

@@ -108,6 +108,19 @@ def test_files_not_written_by_the_collection_are_left_alone(paths):
     assert changes == []
 
 
+def test_a_namespace_moves_its_files_to_another_network_of_the_call(paths):
+    first = {'name': 'one', 'resolver': False, 'endpoints': [{'netns': 'a', 'search': ['one.test']}]}
+    _dns.apply(_dns.plan(_dns.normalize([first]), paths)[0], paths)
+    second = {'name': 'two', 'resolver': False, 'endpoints': [{'netns': 'a', 'search': ['two.test']}]}
+    changes = _dns.plan(_dns.normalize([dict(first, endpoints=[]), second]), paths)[0]
+    assert [c[0] for c in changes] == ['write', 'write']
+    _dns.apply(changes, paths)
+    assert read(os.path.join(paths['netns_dir'], 'a', 'resolv.conf')) == [_dns.marker('two'), 'search two.test']
+    # Not with a network that is not in the call.
+    with pytest.raises(ConflictError, match='was written for dns network two'):
+        _dns.plan(_dns.normalize([first]), paths)
+
+
 def test_settings_without_a_resolver_and_no_process_at_all(paths):
     paths['supervisor'] = 'process'
     net = {'name': 'plain', 'resolver': False,
