@@ -140,8 +140,8 @@ def _endpoint(raw, where):
     return {
         'netns': netns,
         'keep': bool(raw.get('keep')),
-        'nameservers': [_address(a, ep_where, 'nameservers') for a in _list(raw.get('nameservers'), ep_where,
-                                                                             'nameservers')],
+        'nameservers': [_address(a, ep_where, 'nameservers')
+                        for a in _list(raw.get('nameservers'), ep_where, 'nameservers')],
         'search': search,
         'options': options,
         'hosts': _hosts(raw.get('hosts'), ep_where, 'hosts'),
