@@ -24,6 +24,8 @@ log() { printf '==> %s\n' "$*"; }
 #   rsync git                 test.sh copies the collection tree for ansible-test
 #   procps iputils-ping       sysctl, ping for traffic tests
 #   socat                     TCP/UDP listeners and clients in port-mapping tests
+#   dnsmasq-base              the per-network name resolver (dns: true) and the test
+#                             upstream resolver of the dns tests (the binary only, no service)
 #   ShellCheck                the shellcheck test of ansible-test sanity (skipped without it)
 #   qemu-system-x86 qemu-utils  the Debian 12 VMs of the Molecule scenario `vm` (scripts/vm.sh)
 #   mmdebstrap e2fsprogs        build the VM image (the guest kernel is installed inside the
@@ -33,7 +35,7 @@ log() { printf '==> %s\n' "$*"; }
 #                               loop's ansible.builtin.iptables and the CNI bridge plugin,
 #                               used only inside the benchmark's sandbox
 APT_PACKAGES=(python3-venv python3-pip nftables conntrack iproute2 rsync git
-              procps iputils-ping socat shellcheck
+              procps iputils-ping socat dnsmasq-base shellcheck
               qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client
               iptables containernetworking-plugins)
 

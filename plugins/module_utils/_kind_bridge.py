@@ -54,7 +54,7 @@ __all__ = ['BridgeKind', 'POLICY_DEFAULTS', 'ALLOW_PROTOCOLS', 'MAX_ALLOW_PORTS'
            'bridge_elements', 'owned_elements', 'port_icc_ops']
 
 # The network policy fields and their values for a new bridge.
-POLICY_DEFAULTS = {'masquerade': False, 'icc': True, 'isolated': False, 'host_access': True}
+POLICY_DEFAULTS = {'masquerade': False, 'icc': True, 'isolated': False, 'host_access': True, 'dns_access': False}
 _ROUTE_LOCALNET = ('net', 'ipv4', 'conf', None, 'route_localnet')
 
 # allow: the protocols an exception may name (icmp: ICMP and ICMPv6, no
@@ -425,6 +425,10 @@ def bridge_elements(name, config, ports=(), bridge_meta=True):
         out.add(Element(INET, 'isolated_self', (name, name)))
     if config.get('host_access') is False:
         out.add(Element(INET, 'no_host_access', name))
+    if config.get('dns_access'):
+        for address in config.get('addresses') or []:
+            ip = ipaddress.ip_interface(address).ip
+            out.add(Element(INET, 'dns_access%d' % ip.version, (name, str(ip))))
     if config.get('icc') is False:
         out.add(Element(BRIDGE, 'no_icc', name))
         out.add(Element(INET, 'no_icc_routed', (name, name)))
@@ -441,7 +445,7 @@ def owned_elements(tables, name):
         key = element.key
         if element.set in ('bridges', 'nat_bridges', 'isolated', 'no_host_access', 'no_icc'):
             mine = key == name
-        elif element.set in ('bridge_nets4', 'bridge_nets6'):
+        elif element.set in ('bridge_nets4', 'bridge_nets6', 'dns_access4', 'dns_access6'):
             mine = isinstance(key, tuple) and key[0] == name
         elif element.set in ('isolated_self', 'no_icc_routed'):
             mine = key == (name, name)
@@ -463,6 +467,7 @@ def _policy(owned, name):
         'icc': 'no_icc' not in sets,
         'isolated': 'isolated' in sets,
         'host_access': 'no_host_access' not in sets,
+        'dns_access': bool(sets & set(['dns_access4', 'dns_access6'])),
         'reach': sorted(e.key[1] for e in owned if e.set == 'reach' and e.key[1] != name),
         'allow': _allow_from_elements(owned),
     }

@@ -90,6 +90,10 @@ SETS = {
     # each other through the gateway (iifname and oifname both b).
     (INET, 'no_icc_routed'): (('ifname', 'ifname'), None, ()),
     (INET, 'no_host_access'): (('ifname',), None, ()),
+    # dns_access: a bridge's own addresses that its endpoints may send DNS
+    # (udp/tcp 53) to although host_access is false (its network's resolver).
+    (INET, 'dns_access4'): (('ifname', 'ipv4_addr'), None, ()),
+    (INET, 'dns_access6'): (('ifname', 'ipv6_addr'), None, ()),
     # Published ports: host address (or any) . protocol . port -> destination
     # address and port, as two maps with the same keys (libnftables' JSON
     # parser before 1.0.7 cannot declare concatenated map data).
@@ -426,6 +430,10 @@ def _rules(bridge_meta):
 
         (INET, 'host_guard'): [
             [_match(_ct('state'), _ESTABLISHED), ret],
+            [_match(_meta('l4proto'), {'set': ['tcp', 'udp']}), _match(_payload('th', 'dport'), 53),
+             _match(_concat(_meta('iifname'), _payload('ip', 'daddr')), '@dns_access4'), ret],
+            [_match(_meta('l4proto'), {'set': ['tcp', 'udp']}), _match(_payload('th', 'dport'), 53),
+             _match(_concat(_meta('iifname'), _payload('ip6', 'daddr')), '@dns_access6'), ret],
             [_match(_meta('nfproto'), 'ipv4'), _match(_payload('udp', 'sport'), 68),
              _match(_payload('udp', 'dport'), 67), ret],
             [_match(_meta('nfproto'), 'ipv6'), _match(_payload('udp', 'dport'), 547), ret],

@@ -36,6 +36,7 @@ import ipaddress
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _clash
+from ansible_collections.hostnet.provision.plugins.module_utils import _dns
 from ansible_collections.hostnet.provision.plugins.module_utils import _validate as v
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import ConflictError, ValidationError
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import allow_entry, allow_list
@@ -294,6 +295,7 @@ def plan_networks(networks, facts=None, prefix='br-', veth_prefix='ve', defaults
     # The address families the networks use: the sysctls the role keeps on.
     out['families'] = sorted(set(s['net'].version for n in present for s in n['subnets']))
     _check_with_kinds(derived, problems)
+    out['dns'] = _dns_plan(nets, out['report'], problems)
     _check_names_free(wanted, facts, problems)
     if problems:
         raise PlanError(list(problems))
@@ -312,7 +314,7 @@ def _normalize_network(raw, index, defaults, prefix, problems):
     net['state'] = raw.get('state') or 'present'
     if raw.get('egress') is not None:  # tenant_networks' word for masquerade
         net['masquerade'] = raw['egress']
-    for field in ('masquerade', 'icc', 'isolated', 'host_access', 'purge', _clash.OVERRIDE):
+    for field in ('masquerade', 'icc', 'isolated', 'host_access', 'purge', 'dns', _clash.OVERRIDE):
         net[field] = _as_bool(net.get(field), where, field, problems)
     if net.get('mtu') is not None:
         net['mtu'] = _as_int(net['mtu'])
@@ -815,6 +817,13 @@ def _derive(nets, ports, facts, veth_prefix, exceptions=None):
                 mine = exceptions.get(net['name'], [])
                 bridge['allow'] = [b for b, _given in mine]
                 report['allow'] = [given for _b, given in mine]
+            # DNS to the gateway (the network's resolver) passes host_access: false;
+            # closed again when dns is switched off.
+            if net.get('dns'):
+                bridge['dns_access'] = True
+            elif any(b.get('name') == net['bridge'] and b.get('dns_access')
+                     for b in ((facts or {}).get('managed') or {}).get('bridge', []) or []):
+                bridge['dns_access'] = False
             if net.get(_clash.OVERRIDE):
                 bridge[_clash.OVERRIDE] = True
             out['bridges'].append(bridge)
@@ -903,6 +912,76 @@ def _public(port):
 
 def _port_key(port):
     return (port.get('protocol') or 'tcp', port.get('host_ip') or None, str(port.get('host_port')))
+
+
+# -- names (the dns module) -------------------------------------------------------------
+
+_DNS_ENDPOINT_FIELDS = ('dns', 'dns_search', 'dns_options', 'extra_hosts')
+
+
+def _extra_hosts(value, where, problems):
+    """``docker run --add-host`` entries: ``NAME:ADDRESS`` or {name(s), address}."""
+    out = []
+    for entry in value if isinstance(value, list) else [value]:
+        if isinstance(entry, str) and ':' in entry:
+            name, _sep, address = entry.partition(':')
+            out.append({'address': address, 'names': [name]})
+        elif isinstance(entry, dict) and entry.get('address') and (entry.get('name') or entry.get('names')):
+            names = entry.get('names') or [entry['name']]
+            out.append({'address': entry['address'], 'names': names if isinstance(names, list) else [names]})
+        else:
+            problems.add(where, 'extra_hosts %r must be NAME:ADDRESS or {name, address}' % (entry,))
+    return out
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _dns_plan(nets, reports, problems):
+    """The dns module's config: one entry per network (absent or without a
+    resolver when the network has no ``dns``, so that switching it off or
+    removing the network removes its resolver and files).
+
+    A namespace gets its resolver files from the network its default route
+    goes through (the one network that may give it one).
+    """
+    out = []
+    for net, report in zip(nets, reports):
+        where = 'network %s' % net['name']
+        resolver = bool(net.get('dns')) and net['state'] == 'present'
+        entry = {'name': net['name'], 'state': net['state'], 'resolver': resolver,
+                 'listen': [str(s['gateway']) for s in net['subnets']], 'hosts': [], 'endpoints': []}
+        for field, key in (('dns_upstreams', 'upstreams'), ('dns_domain', 'domain')):
+            if net.get(field):
+                entry[key] = net[field]
+        if net['state'] == 'present':
+            by_name = dict((ep['name'], ep) for ep in net['endpoints'])
+            for ep_report in report['endpoints']:
+                ep = by_name[ep_report['name']]
+                names = [ep['name']] + [str(a) for a in _as_list(ep.get('aliases'))]
+                for address in ep_report['addresses'] if resolver else []:
+                    entry['hosts'].append({'address': address.split('/')[0], 'names': names})
+                own = {'netns': ep['name'], 'nameservers': _as_list(ep.get('dns')),
+                       'search': _as_list(ep.get('dns_search')), 'options': _as_list(ep.get('dns_options')),
+                       'hosts': _extra_hosts(ep.get('extra_hosts') or [], '%s endpoint %s' % (where, ep['name']),
+                                             problems)}
+                if ep.get('default_route', True) and (resolver or any(ep.get(f) for f in _DNS_ENDPOINT_FIELDS)):
+                    entry['endpoints'].append(own)
+            for kept in (k for k in report['kept'] if k.get('name')):
+                for address in kept['addresses'] if resolver else []:
+                    entry['hosts'].append({'address': address.split('/')[0], 'names': [kept['name']]})
+                entry['endpoints'].append({'netns': kept['name'], 'keep': True})
+        if resolver:
+            report['dns'] = entry['listen']
+        try:
+            _dns.normalize([entry])
+        except ValidationError as err:
+            problems.add(where, str(err))
+        out.append(entry)
+    return out
 
 
 # -- overlay (overlay_network) --------------------------------------------------------

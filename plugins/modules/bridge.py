@@ -181,6 +181,13 @@ options:
             advertisements, MLD and IGMP still pass. ICMP echo (ping) to the gateway is dropped too.
           - When not given, a new bridge gets V(true) and an existing one keeps its setting.
         type: bool
+      dns_access:
+        description:
+          - V(true) lets DNS queries (UDP and TCP port 53) from the bridge to its own addresses (the gateways)
+            through although O(config[].host_access=false), for a resolver of the network listening there (the
+            role C(bridge_network) sets it for networks with C(dns)). Nothing else to the host passes.
+          - When not given, a new bridge gets V(false) and an existing one keeps its setting.
+        type: bool
   enable_forwarding:
     description:
       - A bridge with O(config[].masquerade=true) needs IP forwarding in its namespace (C(net.ipv4.ip_forward)
@@ -297,7 +304,7 @@ after:
   elements: dict
   sample: [{'name': 'hn-br0', 'netns': null, 'addresses': ['198.51.100.1/24'], 'mtu': 1450,
             'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false,
-            'masquerade': true, 'icc': true, 'isolated': false, 'host_access': true, 'reach': [], 'allow': []}]
+            'masquerade': true, 'icc': true, 'isolated': false, 'host_access': true, 'dns_access': false, 'reach': [], 'allow': []}]
 gathered:
   description: The bridges the collection manages, in the shape of O(config).
   returned: when O(state=gathered)
@@ -305,7 +312,7 @@ gathered:
   elements: dict
   sample: [{'name': 'hn-br0', 'netns': null, 'addresses': ['198.51.100.1/24'], 'mtu': 1500,
             'mac': '02:42:c6:33:64:01', 'stp': false, 'forward_delay': 1500, 'vlan_filtering': false,
-            'masquerade': false, 'icc': true, 'isolated': false, 'host_access': true, 'reach': [], 'allow': []}]
+            'masquerade': false, 'icc': true, 'isolated': false, 'host_access': true, 'dns_access': false, 'reach': [], 'allow': []}]
 '''
 
 import functools
@@ -333,6 +340,7 @@ def main():
                 icc=dict(type='bool'),
                 isolated=dict(type='bool'),
                 host_access=dict(type='bool'),
+                dns_access=dict(type='bool'),
                 reach=dict(type='list', elements='str'),
                 allow=dict(type='list', elements='dict', options=dict(
                     name=dict(type='str', required=True),
