@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 from helpers import environ_for_lab
-from test_roles import LAB_SH, UNDERLAY, on, play
+from test_roles import LAB_SH, UNDERLAY, lab, on, play
 
 pytestmark = pytest.mark.lab
 
@@ -27,13 +26,8 @@ EXTERNAL = ('api.ext.example', '203.0.113.99')
 
 @pytest.fixture(scope='module')
 def lab_dir():
-    with tempfile.TemporaryDirectory(prefix='hn-labdns-') as path:
-        env = environ_for_lab(HOSTNET_LAB_DIR=path, HOSTNET_LAB_PYTHON=sys.executable)
-        subprocess.run(['bash', LAB_SH, 'up', '2'], env=env, check=True, capture_output=True, timeout=120)
-        try:
-            yield path
-        finally:
-            subprocess.run(['bash', LAB_SH, 'down'], env=env, check=False, capture_output=True, timeout=120)
+    with lab('hn-labdns-', 2) as path:
+        yield path
 
 
 @pytest.fixture(autouse=True)

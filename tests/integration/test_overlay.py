@@ -15,13 +15,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 from conftest import REPO
 from helpers import environ_for_lab
-from test_roles import converge, ip_json, links, on, play
+from test_roles import converge, ip_json, lab, links, on, play
 
 from ansible_collections.hostnet.provision.plugins.module_utils._topology import overlay_mac
 
@@ -46,13 +45,8 @@ def endpoint(host, net):
 
 @pytest.fixture(scope='module')
 def lab_dir():
-    with tempfile.TemporaryDirectory(prefix='hn-overlay-') as path:
-        env = environ_for_lab(HOSTNET_LAB_DIR=path, HOSTNET_LAB_PYTHON=sys.executable)
-        subprocess.run(['bash', LAB_SH, 'up', '3'], env=env, check=True, capture_output=True, timeout=120)
-        try:
-            yield path
-        finally:
-            subprocess.run(['bash', LAB_SH, 'down'], env=env, check=False, capture_output=True, timeout=120)
+    with lab('hn-overlay-', 3) as path:
+        yield path
 
 
 @pytest.fixture(autouse=True)

@@ -19,15 +19,22 @@ def build():
     ])
 
 
+def listener(netns, port):
+    """A TCP listener in NETNS on PORT, once it listens (bounded wait)."""
+    server = subprocess.Popen(['ip', 'netns', 'exec', netns, 'socat', 'TCP-LISTEN:%d,fork,reuseaddr' % port,
+                               'SYSTEM:true'])
+    for _attempt in range(50):
+        if subprocess.run(['ip', 'netns', 'exec', netns, 'ss', '-Hltn', 'sport = :%d' % port], capture_output=True,
+                          text=True, check=False).stdout.strip():
+            break
+        subprocess.run(['sleep', '0.05'], check=True)
+    return server
+
+
 def test_icmp_and_tcp_both_ways():
     build()
-    server = subprocess.Popen(['ip', 'netns', 'exec', 'rp-b', 'socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'SYSTEM:true'])
+    server = listener('rp-b', 8080)
     try:
-        for _attempt in range(50):  # bounded: wait for the listener
-            if subprocess.run(['ip', 'netns', 'exec', 'rp-b', 'ss', '-Hltn', 'sport = :8080'], capture_output=True,
-                              text=True, check=False).stdout.strip():
-                break
-            subprocess.run(['sleep', '0.05'], check=True)
         result = run_module('reachability', timeout=0.5, checks=[
             {'from': 'rp-a', 'to': '198.51.100.11'},
             {'from': 'rp-a', 'to': '2001:db8:100::11'},
@@ -153,13 +160,8 @@ def test_many_probes_at_once_each_gets_its_own_answer():
     subprocess.run(['ip', 'netns', 'exec', 'rp-b', 'nft', 'add table inet t; add chain inet t in '
                     '{ type filter hook input priority 0; ip saddr 198.51.100.10 icmp type echo-request '
                     'reject with icmp type admin-prohibited; }'], check=True)
-    server = subprocess.Popen(['ip', 'netns', 'exec', 'rp-b', 'socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'SYSTEM:true'])
+    server = listener('rp-b', 8080)
     try:
-        for _attempt in range(50):  # bounded: wait for the listener
-            if subprocess.run(['ip', 'netns', 'exec', 'rp-b', 'ss', '-Hltn', 'sport = :8080'], capture_output=True,
-                              text=True, check=False).stdout.strip():
-                break
-            subprocess.run(['sleep', '0.05'], check=True)
         cases = [
             ({'from': 'rp-a', 'to': '198.51.100.11'}, 'blocked', 'prohibited'),      # rejected by rp-b
             ({'from': 'rp-b', 'to': '198.51.100.10'}, 'reachable', 'echo reply'),

@@ -9,6 +9,7 @@ roles' results, and through real TCP/ICMP traffic.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,15 +29,23 @@ PLAYBOOKS = os.path.join(os.path.dirname(__file__), 'playbooks')
 UNDERLAY = {'lab1': '198.18.0.11', 'lab2': '198.18.0.12', 'lab3': '198.18.0.13'}
 
 
-@pytest.fixture(scope='module')
-def lab_dir():
-    with tempfile.TemporaryDirectory(prefix='hn-roles-') as path:
+@contextlib.contextmanager
+def lab(prefix, hosts):
+    """A lab of HOSTS namespace hosts in a throwaway directory, taken down
+    at the end whatever happened (the lab fixtures of several test files)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as path:
         env = environ_for_lab(HOSTNET_LAB_DIR=path, HOSTNET_LAB_PYTHON=sys.executable)
-        subprocess.run(['bash', LAB_SH, 'up', '3'], env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run(['bash', LAB_SH, 'up', str(hosts)], env=env, check=True, capture_output=True, timeout=120)
         try:
             yield path
         finally:
             subprocess.run(['bash', LAB_SH, 'down'], env=env, check=False, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope='module')
+def lab_dir():
+    with lab('hn-roles-', 3) as path:
+        yield path
 
 
 @pytest.fixture(autouse=True)
