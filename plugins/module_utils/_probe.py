@@ -326,7 +326,7 @@ def probe(checks, timeout=1.0):
                 except _Outcome as outcome:
                     outcomes[number] = outcome
             now = time.monotonic()
-            pending = [p for p in list(flight.values()) + echoes]
+            pending = list(flight.values()) + echoes
             if not pending:
                 continue
             left = max(0.0, min(p.deadline for p in pending) - now)

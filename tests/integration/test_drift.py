@@ -87,7 +87,7 @@ def settled():
     loses its IPv6 addresses and routes a moment later; DAD ends on its own):
     two equal reads in a row, tried for at most 3 s."""
     last = _normal(kernel_snapshot())
-    for _ in range(30):
+    for _attempt in range(30):
         time.sleep(0.1)
         now = _normal(kernel_snapshot())
         if now == last:
