@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -35,7 +36,7 @@ with patch_module_args(json.loads(sys.argv[2])):
 ''' % (COLLECTIONS, MODULES)
 
 
-def start(module, **params):
+def start_module(module, **params):
     return subprocess.Popen([sys.executable, '-c', CHILD, module, json.dumps(params)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -71,25 +72,43 @@ def converge(names):
     assert again['changed'] is False, again['commands'][:5]
 
 
+def timed(module, **params):
+    """How long an uninterrupted run of the module takes here (the kill
+    points are fractions of it: a kill after the run ended proves nothing)."""
+    start = time.monotonic()
+    proc = start_module(module, **params)
+    proc.wait(timeout=300)
+    assert proc.returncode == 0
+    return time.monotonic() - start
+
+
+KILL_AT = (0.25, 0.5, 0.8)  # fractions of an uninterrupted run
+
+
 @pytest.mark.parametrize('state', ['merged', 'deleted'])
 def test_netns_killed_midway(state):
     """Kill a 150-namespace create (or delete) at several points; every next
     run converges and the end state has no orphan."""
-    if state == 'deleted':
+    config = [dict(name=n) for n in NAMES]
+    if state == 'merged':
+        took = timed('netns', config=config)
+        run_module('netns', config=[], state='overridden')
+    else:
         converge(NAMES)
+        took = timed('netns', config=config, state='deleted')
     killed = 0
-    for delay in (0.2, 0.5, 0.9):
+    for fraction in KILL_AT:
         if state == 'deleted':
             converge(NAMES)
-        proc = start('netns', config=[dict(name=n) for n in NAMES], state=state)
-        killed += kill_after(proc, delay)
+        proc = start_module('netns', config=config, state=state)
+        killed += kill_after(proc, took * fraction)
         if state == 'merged':
             converge(NAMES)
             assert_nothing_orphaned()
             assert sorted(n for n in os.listdir('/run/netns')) == sorted(NAMES)
             run_module('netns', config=[], state='overridden')
         else:
-            run_module('netns', config=[dict(name=n) for n in NAMES], state='deleted')
+            run_module('netns', config=config, state='deleted')
             assert os.listdir('/run/netns') == []
             assert_nothing_orphaned()
     assert killed >= 2, 'the runs ended before the kill: the test proves nothing'
@@ -136,10 +155,12 @@ def test_veth_killed_midway():
     half-made pairs (made and killed before they were marked as ours) rather
     than refusing them as foreign."""
     converge(NAMES)
+    took = timed('veth', config=veths())
+    run_module('veth', config=[], state='overridden')
     killed = 0
-    for delay in (0.3, 0.7, 1.2):
-        proc = start('veth', config=veths())
-        killed += kill_after(proc, delay)
+    for fraction in KILL_AT:
+        proc = start_module('veth', config=veths())
+        killed += kill_after(proc, took * fraction)
         run_module('veth', config=veths())
         assert run_module('veth', config=veths())['changed'] is False
         run_module('veth', config=[], state='overridden')
