@@ -146,7 +146,10 @@ options:
     choices: [auto, process, systemd]
     default: auto
   config_dir:
-    description: Directory of the resolvers' configuration and hosts files.
+    description:
+      - Directory of the resolvers' configuration and hosts files.
+      - dnsmasq reads the hosts files after dropping its privileges (as C(nobody)), so the directory must be
+        readable by others (mode 0755, as the default is made), or the resolver answers no name.
     type: path
     default: /etc/hostnet/dns
   netns_dir:
