@@ -41,17 +41,6 @@ def start_module(module, **params):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def kill_after(proc, delay):
-    """SIGKILL the module after delay seconds (if it is still running); True if killed."""
-    try:
-        proc.wait(timeout=delay)
-        return False
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        return True
-
-
 def live(name):
     """Whether /run/netns/NAME holds a namespace (not a plain file)."""
     return os.stat('/run/netns/%s' % name).st_dev == os.stat('/proc/self/ns/net').st_dev
@@ -72,42 +61,53 @@ def converge(names):
     assert again['changed'] is False, again['commands'][:5]
 
 
-def timed(module, **params):
-    """How long an uninterrupted run of the module takes here (the kill
-    points are fractions of it: a kill after the run ended proves nothing)."""
-    start = time.monotonic()
-    proc = start_module(module, **params)
-    proc.wait(timeout=300)
-    assert proc.returncode == 0
-    return time.monotonic() - start
+def kill_when(proc, done, timeout=60):
+    """SIGKILL the module as soon as done() says it is midway (polled every
+    millisecond, at most ``timeout`` s); True if it was killed, False if it
+    ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if done():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            return True
+        time.sleep(0.001)
+    proc.kill()
+    proc.wait(timeout=10)
+    raise AssertionError('the module neither ended nor got midway in %d s' % timeout)
 
 
-KILL_AT = (0.25, 0.5, 0.8)  # fractions of an uninterrupted run
+def named():
+    try:
+        return len(os.listdir('/run/netns'))
+    except FileNotFoundError:
+        return 0
+
+
+SHARES = (0.2, 0.5, 0.8)  # how far into its work each run is killed
 
 
 @pytest.mark.parametrize('state', ['merged', 'deleted'])
 def test_netns_killed_midway(state):
-    """Kill a 150-namespace create (or delete) at several points; every next
-    run converges and the end state has no orphan."""
+    """Kill a 150-namespace create (or delete) when a fifth, half and four
+    fifths of it are done; every next run converges and the end state has
+    no orphan."""
     config = [dict(name=n) for n in NAMES]
-    if state == 'merged':
-        took = timed('netns', config=config)
-        run_module('netns', config=[], state='overridden')
-    else:
-        converge(NAMES)
-        took = timed('netns', config=config, state='deleted')
     killed = 0
-    for fraction in KILL_AT:
-        if state == 'deleted':
-            converge(NAMES)
-        proc = start_module('netns', config=config, state=state)
-        killed += kill_after(proc, took * fraction)
+    for share in SHARES:
         if state == 'merged':
+            proc = start_module('netns', config=config)
+            killed += kill_when(proc, lambda: named() >= share * COUNT)
             converge(NAMES)
             assert_nothing_orphaned()
             assert sorted(n for n in os.listdir('/run/netns')) == sorted(NAMES)
             run_module('netns', config=[], state='overridden')
         else:
+            converge(NAMES)
+            proc = start_module('netns', config=config, state='deleted')
+            killed += kill_when(proc, lambda: named() <= (1 - share) * COUNT)
             run_module('netns', config=config, state='deleted')
             assert os.listdir('/run/netns') == []
             assert_nothing_orphaned()
@@ -151,16 +151,15 @@ def veths(count=COUNT):
 
 
 def test_veth_killed_midway():
-    """Kill a 150-pair create at several points: the next run finishes the
-    half-made pairs (made and killed before they were marked as ours) rather
-    than refusing them as foreign."""
+    """Kill a 150-pair create when a fifth, half and four fifths of the pairs
+    exist: the next run finishes the half-made pairs (made and killed before
+    they were marked as ours) rather than refusing them as foreign."""
     converge(NAMES)
-    took = timed('veth', config=veths())
-    run_module('veth', config=[], state='overridden')
     killed = 0
-    for fraction in KILL_AT:
+    for share in SHARES:
         proc = start_module('veth', config=veths())
-        killed += kill_after(proc, took * fraction)
+        killed += kill_when(proc, lambda: len([n for n in os.listdir('/sys/class/net') if n.startswith('hn-kv')])
+                            >= share * COUNT)
         run_module('veth', config=veths())
         assert run_module('veth', config=veths())['changed'] is False
         run_module('veth', config=[], state='overridden')
