@@ -64,6 +64,11 @@ class NetnsKind(ResourceKind):
                 '%s: /run/netns/%s exists but holds no network namespace, and hostnet.provision did not make '
                 'it; it is left alone (remove the file yourself, or choose another name)' % (self._res(name), name),
                 self._res(name), 'name', name)
+        if marker is None and not self.ctx.check_mode:
+            # A record whose name is gone from /run/netns (a run killed
+            # inside a delete, after the name went): the collection's own
+            # bookkeeping, dropped.
+            _nsfs.forget_orphan_record(name)
         if marker is None:
             if _nsfs.stale_marker(name):
                 raise NotManagedError(
@@ -88,6 +93,9 @@ class NetnsKind(ResourceKind):
         return out
 
     def managed_keys(self, scope):
+        if not self.ctx.check_mode:
+            for name in _nsfs.recorded_names():
+                _nsfs.forget_orphan_record(name)
         return [(None, n) for n in _nsfs.list_named(dead=True)
                 if _nsfs.read_marker(n) is not None or (_nsfs.dead_name(n) and _nsfs.has_record(n))]
 

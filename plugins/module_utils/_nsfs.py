@@ -394,6 +394,20 @@ def remove_dead_name(name):
         os.unlink(os.path.join(NETNS_RUN_DIR, name))
 
 
+def recorded_names():
+    """Names the collection holds a namespace record for."""
+    try:
+        return sorted(n for n in os.listdir(STATE_DIR) if not n.startswith('.'))
+    except OSError:
+        return []
+
+
+def forget_orphan_record(name):
+    """Drop the record of a name that has no file in /run/netns at all."""
+    if has_record(name) and not os.path.lexists(os.path.join(NETNS_RUN_DIR, name)):
+        _forget_marker(name)
+
+
 def _forget_marker(name):
     try:
         os.unlink(os.path.join(STATE_DIR, name))
