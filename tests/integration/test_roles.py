@@ -174,7 +174,7 @@ def test_bridge_network_publishes_masquerades_and_removes_exactly(lab_dir):
 def tcp_answer(lab, host, address, port):
     """What a bounded socat TCP client on HOST reads from ADDRESS:PORT (either family)."""
     target = 'TCP6:[%s]:%d' % (address, port) if ':' in address else 'TCP4:%s:%d' % (address, port)
-    return on(lab, host, 'timeout', '5', 'socat', '-T', '3', '-', target + ',connect-timeout=2',
+    return on(lab, host, 'timeout', '6', 'socat', '-t', '3', '-T', '3', '-', target + ',connect-timeout=2',
               check=False).stdout.strip()
 
 

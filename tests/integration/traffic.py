@@ -89,8 +89,14 @@ def wait_listening(netns, table, port, timeout=5.0):
 
 
 def tcp_get(netns, address, port, timeout=2):
-    """Connect, return what the server said (``''`` if the connection failed)."""
-    cmd = _in(netns, ['timeout', str(timeout + 3), 'socat', '-T%d' % timeout, '-',
+    """Connect, return what the server said (``''`` if the connection failed).
+
+    ``timeout`` bounds the connect, which is what policy decides (a dropped
+    SYN). Once connected, the server gets a few seconds to answer: stdin is
+    empty, and socat's default 0.5 s wait after one side's EOF loses a reply
+    from a server slowed by a loaded machine."""
+    wait = timeout + 3
+    cmd = _in(netns, ['timeout', str(timeout + wait + 2), 'socat', '-t%d' % wait, '-T%d' % wait, '-',
                       'TCP:%s:%d,connect-timeout=%d' % (_addr(address), port, timeout)])
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     return proc.stdout
