@@ -20,7 +20,9 @@ address's subnet, or a new route's destination, is refused when it
 
 An address that goes into another namespace (an endpoint's) is also checked
 against the routes and rules of the module's namespace: that is where the
-endpoint's subnet is reached from. Each refusal names the new address or
+endpoint's subnet is reached from. It adds no route there, so it is not
+held against the management address or the default gateway (a macvlan
+endpoint on the controller's own LAN is fine). Each refusal names the new address or
 route and what it clashes with. ``allow_route_overlap: true`` on a resource
 skips the check for that resource (the rare intended overlap).
 """
@@ -95,7 +97,14 @@ def check(kernel, res, entries, exclude=(), allow=False):
             if key not in facts:
                 facts[key] = routing_facts(kernel, space)
             near = [name for other, name in exclude if _nsfs.same_namespace(other, space)]
-            check_entry(View(facts[key], near, _nsfs.spec_label(space)), res, field, value)
+            # The address goes into `space` itself (its prefix route with it),
+            # or is only looked at from there: an endpoint's address in its own
+            # namespace adds nothing to this one's routing, so it cannot take
+            # the management connection or the default gateway away (a macvlan
+            # endpoint on the controller's own LAN is the usual case).
+            routed_here = space is netns or _nsfs.same_namespace(space, netns)
+            check_entry(View(facts[key], near, _nsfs.spec_label(space), host_guards=routed_here),
+                        res, field, value)
 
 
 def routing_facts(kernel, netns):
@@ -210,11 +219,14 @@ class View:
     wire); routes through a gateway there lead elsewhere and are.
     """
 
-    def __init__(self, facts, near=(), label='the current namespace', owner='resource'):
+    def __init__(self, facts, near=(), label='the current namespace', owner='resource', host_guards=True):
         self.label = label
         self.owner = owner
+        # host_guards: the management address and the default gateway are
+        # guarded only where the new address or route lands.
+        self.host_guards = host_guards
         mgmt = facts.get('management_address')
-        self.management_address = _mgmt(mgmt)
+        self.management_address = _mgmt(mgmt) if host_guards else None
         near = set(near)
         self._routes = []
         for route in facts.get('routes') or []:
@@ -230,6 +242,8 @@ class View:
         return [r for r in self._routes if not r['_ours']]
 
     def default_gateways(self):
+        if not self.host_guards:
+            return []
         return [(ipaddress.ip_address(r['via']), r) for r in self._routes
                 if r['_net'].prefixlen == 0 and r['via'] and not r['_ours']]
 

@@ -119,7 +119,9 @@ options:
             type: int
 notes:
   - The host cannot reach its own macvlans through the parent (the kernel's macvlan design); give the host a
-    macvlan of its own in V(bridge) mode to talk to them.
+    macvlan of its own in V(bridge) mode (no O(config[].netns)), with a C(/32) address and a route per endpoint,
+    to talk to them. The NIC's own address and the management path stay as they are (the collection's guide
+    C(docs/host-shim.md)).
   - Before it deletes an 802.1Q sub-interface it made, the module looks for other macvlans on it in the
     namespace it runs in, in every named namespace (C(/run/netns)) and in the namespaces of the call.
 '''
