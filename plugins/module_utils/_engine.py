@@ -284,6 +284,8 @@ def reconcile(kind, config, state, ctx):
 
     if result.changed and not ctx.check_mode:
         _adopt_legacy(kind)
+    if not ctx.check_mode:
+        _sweep_records(kind)
 
     # 3. Report: before/after of the resources that changed.
     for key, before, after, ops in plan:
@@ -318,6 +320,15 @@ def _adopt_legacy(kind):
     if kernel is not None and hasattr(kernel, 'namespaces_read'):
         from ansible_collections.hostnet.provision.plugins.module_utils import _intent
         _intent.adopt_legacy(kernel)
+
+
+def _sweep_records(kind):
+    """Drop the records of links that are gone from the namespaces read (see
+    _intent.sweep)."""
+    kernel = getattr(kind, 'kernel', None)
+    if kernel is not None and hasattr(kernel, 'namespaces_read'):
+        from ansible_collections.hostnet.provision.plugins.module_utils import _intent
+        _intent.sweep(kernel)
 
 
 def _apply_resource(key, ops, done):

@@ -37,7 +37,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._engine import O
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import translate_os_error
 
 __all__ = ['LINKS_DIR', 'adopt_legacy', 'begin', 'creating', 'forget', 'forget_cache', 'is_half_made', 'owned', 'record',
-           'recovery_ops']
+           'recovery_ops', 'sweep']
 
 LINKS_DIR = '/run/hostnet/links'
 # A namespace whose links all have records (see adopt_legacy): a file
@@ -214,6 +214,28 @@ def adopt_legacy(kernel):
         except OSError:
             continue  # tried again by the next run
         _Cache.recorded.add((ident[0], ident[1]))
+
+
+def sweep(kernel):
+    """At the end of a run: drop the records of links gone from the
+    namespaces the run read (deleted with a namespace, or by hand). Only
+    complete records (with an index); intents are the recovery's."""
+    _load()
+    if not _Cache.records:
+        return
+    by_ns = {}
+    for key, data in _Cache.records.items():
+        if 'index' in data:
+            by_ns.setdefault((key[0], key[1]), []).append(key)
+    for spec, ident in kernel.namespaces_read():
+        keys = by_ns.get((ident[0], ident[1]))
+        if not keys or not kernel.exists(spec) or _nsfs.namespace_id(spec) != ident:
+            continue
+        links = kernel.links(spec)
+        for key in keys:
+            link = links.get(key[2])
+            if link is None or link['index'] != _Cache.records[key].get('index'):
+                _drop(key)
 
 
 def is_half_made(spec, link):

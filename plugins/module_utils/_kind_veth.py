@@ -243,7 +243,7 @@ class VethKind(ResourceKind):
             # Undone by building the pair again as it was (not when its peer was lost already).
             return self._icc_ops(netns, name, before, None, res) + [
                 Op(res, 'delete veth %s (and its peer)' % resource_label(netns, name),
-                   lambda: kernel.link_del(netns, res, host.index()),
+                   lambda: _delete_pair(kernel, netns, name, res),
                    None if before.get('_broken') else lambda: self._restore(key, old))]
         peer = LinkRef(kernel, after['peer']['netns'], after['peer']['name'], res, 'peer.name')
         ops = []
@@ -491,3 +491,13 @@ def _check_peer_bridge(res, config):
         raise ValidationError('%s: peer.bridge %r is also the bridge of the other end: the pair would loop '
                               'frames back into the same bridge' % (res, peer['bridge']),
                               res, 'peer.bridge', peer['bridge'])
+
+
+def _delete_pair(kernel, netns, name, res):
+    """Delete a veth pair through its host end. A pair whose peer's
+    namespace was deleted just before (a teardown deletes namespaces first:
+    the kernel then destroys their links in one batch) may be gone by now,
+    or go while this runs: that is the deletion wanted."""
+    index = kernel.link_index(netns, name, res)
+    if index is not None:
+        kernel.link_del(netns, res, index, vanished_ok=True)

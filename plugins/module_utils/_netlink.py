@@ -590,9 +590,16 @@ class Kernel:
         self._rt(spec, action or 'set hairpin mode', _rtnl.RTM_NEWLINK, _rtnl.bridge_port_request(index, hairpin),
                  resource=resource, field=field, value=value)
 
-    def link_del(self, spec, resource, index):
+    def link_del(self, spec, resource, index, vanished_ok=False):
+        """Delete a link by index. ``vanished_ok``: a link already gone is
+        deleted (a veth whose peer's namespace was just deleted goes with
+        it, a moment later, while this run may still have seen it)."""
         names = [name for name, known in self.session(spec, resource)._index.items() if known == index]
-        self._rt(spec, 'delete link', _rtnl.RTM_DELLINK, _rtnl.link_request(index), resource=resource)
+        try:
+            self._rt(spec, 'delete link', _rtnl.RTM_DELLINK, _rtnl.link_request(index), resource=resource)
+        except LinkNotFound:
+            if not vanished_ok:
+                raise
         for name in names:
             _intent.forget(spec, name, index)
 

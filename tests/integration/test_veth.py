@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from helpers import (addresses, default_gateways, ip_json, kernel_snapshot, link, ping, quartet, run_module, sh, snapshot_diff,
-                     sys_class_net)
+                     sys_class_net, wait_for)
 
 BRIDGE = {'name': 'hn-br0', 'addresses': ['198.51.100.1/24', '2001:db8:100::1/64']}
 
@@ -270,3 +273,53 @@ def test_an_address_held_on_the_bridge_is_refused_before_any_change(segment):
     other = endpoint('veth-c', 'ns-c', 12, bridge='hn-br1', peer={'addresses': ['198.51.100.10/24'], 'gateway': []})
     assert run_module('veth', config=[other, segment[0]], state='merged')['changed'] is True
     assert addresses('eth0', netns='ns-c') == ['198.51.100.10/24']
+
+
+def _link_records():
+    try:
+        return sorted(name for name in os.listdir('/run/hostnet/links') if not name.startswith('.'))
+    except FileNotFoundError:
+        return []
+
+
+def test_teardown_namespaces_first_takes_the_pairs_along(segment):
+    """The roles' teardown order: namespaces first (the kernel destroys
+    their links in one batch), then the pairs, whichever of them are left.
+    Pairs already gone, or going while the call runs, are no error, and
+    their records go too."""
+    run_module('veth', config=segment)
+    assert [r for r in _link_records() if r.endswith(('-veth-a', '-veth-b'))]
+    # A process holds ns-b: deleting its name leaves the namespace, and the
+    # pair in it, alive; the veth call deletes that one.
+    holder = subprocess.Popen(['ip', 'netns', 'exec', 'ns-b', 'sleep', '60'])
+    try:
+        assert wait_for(lambda: sh('ip', 'netns', 'pids', 'ns-b', check=False).stdout.strip() != '')
+        netns = run_module('netns', state='deleted', config=[{'name': 'ns-a'}, {'name': 'ns-b'}])
+        assert netns['commands'] == ['delete netns ns-a', 'delete netns ns-b']
+        assert wait_for(lambda: 'veth-a' not in sys_class_net())
+        assert 'veth-b' in sys_class_net()
+        gone = run_module('veth', state='deleted', config=[{'name': 'veth-a'}, {'name': 'veth-b'}])
+        assert gone['commands'] == ['delete veth veth-b (and its peer)']
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert [name for name in sys_class_net() if name.startswith('veth-')] == []
+    assert not [r for r in _link_records() if r.endswith(('-veth-a', '-veth-b'))]
+    assert run_module('veth', state='deleted', config=[{'name': 'veth-a'}, {'name': 'veth-b'}])['changed'] is False
+
+
+def test_a_pair_that_vanishes_between_plan_and_delete_is_deleted(segment):
+    """The kernel destroys a pair with its peer's namespace a moment after
+    the name is gone: a veth call that still saw it deletes nothing more,
+    without an error."""
+    run_module('veth', config=segment)
+    # The veth host end disappears behind the run's back: as if its peer's
+    # namespace had been destroyed after the plan read the pair.
+    from ansible_collections.hostnet.provision.plugins.module_utils import _kind_veth
+    from ansible_collections.hostnet.provision.plugins.module_utils._netlink import Kernel
+
+    with Kernel() as kernel:
+        index = kernel.link_index(None, 'veth-a')
+        sh('ip', 'link', 'del', 'veth-a')
+        _kind_veth._delete_pair(kernel, None, 'veth-a', 'veth veth-a')  # pylint: disable=protected-access
+        assert index is not None and 'veth-a' not in sys_class_net()
