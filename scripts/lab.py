@@ -476,16 +476,24 @@ def teardown(lab, remove_dir):
             victims[pid] = start
     for pid in strays(lab.path):
         victims.setdefault(pid, process_start(pid))
-    for pid in victims:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    killed = set()
     deadline = time.monotonic() + DOWN_TIMEOUT
-    left = list(victims)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.02)
-        left = [pid for pid in left if alive((pid, victims[pid]))]
-    if left:
-        raise LabError('lab processes %r did not end within %ds' % (left, DOWN_TIMEOUT))
+    # Rounds: a process of an interrupted `up` may still be starting others
+    # while the first round kills it; the next round finds those.
+    while victims:
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed.update(victims)
+        left = list(victims)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.02)
+            left = [pid for pid in left if alive((pid, victims[pid]))]
+        if left:
+            raise LabError('lab processes %r did not end within %ds' % (left, DOWN_TIMEOUT))
+        victims = dict((pid, process_start(pid)) for pid in strays(lab.path))
+        if victims and time.monotonic() >= deadline:
+            break  # reported below
 
     # The mounts lived in the hosts' mount namespaces and went with them;
     # a mount under the lab directory in ours would be a leftover of a bug.
@@ -509,7 +517,7 @@ def teardown(lab, remove_dir):
     problems += ['mount: ' + line for line in mounts_referring_to(lab.path)]
     if problems:
         raise LabError('the lab left things behind: %s' % '; '.join(problems))
-    return len(victims)
+    return len(killed)
 
 
 def cmd_down(lab):
