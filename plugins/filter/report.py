@@ -64,15 +64,15 @@ def report_lookups(bridge_networks=None, tenants=None):
             for version in versions:
                 lookups.append({'from': src['name'], 'name': name, 'family': 'ipv%d' % version,
                                 'expect': _addresses(ep, version), 'icc': net.get('icc', True),
-                                'label': '%s %s: %s resolves %s (IPv%d)' % (kind, net['name'], src['name'], name,
-                                                                           version)})
+                                'label': '%s %s: %s resolves %s (IPv%d)' % (kind, net['name'], src['name'],
+                                                                            name, version)})
         for other_kind, other in named:
             if other is not net:
                 name = other['endpoints'][0]['name']
-                lookups.append({'from': src['name'], 'name': name, 'family': 'ipv%d' % versions[0] if versions
-                                else 'ipv4', 'expect': [],
-                                'label': '%s %s: %s resolves %s of %s %s' % (kind, net['name'], src['name'], name,
-                                                                            other_kind, other['name'])})
+                family = 'ipv%d' % versions[0] if versions else 'ipv4'
+                label = '%s %s: %s resolves %s of %s %s' % (kind, net['name'], src['name'], name, other_kind,
+                                                            other['name'])
+                lookups.append({'from': src['name'], 'name': name, 'family': family, 'expect': [], 'label': label})
     return lookups
 
 
@@ -92,8 +92,8 @@ def report_names(results=None):
             # getent: the name is not known (NXDOMAIN from the resolver).
             item['result'], item['ok'] = 'not found', not item.get('expect')
         else:
-            item['result'], item['ok'] = 'UNKNOWN (%s)' % ((r.get('stderr') or r.get('msg') or 'rc %s' % rc)
-                                                        .strip().splitlines() or [''])[-1], False
+            why = (r.get('stderr') or r.get('msg') or 'rc %s' % rc).strip().splitlines() or ['']
+            item['result'], item['ok'] = 'UNKNOWN (%s)' % why[-1], False
         item['addresses'] = addresses if rc == 0 else []
         names.append(item)
     return names

@@ -490,8 +490,8 @@ def test_reach_problems_are_refused_before_any_change(networks, defaults, fragme
 
 
 def test_the_report_looks_up_names_of_its_own_network_only_and_fails_on_a_mismatch():
-    from ansible_collections.hostnet.provision.plugins.filter.report import (report_checks, report_lines,
-                                                                              report_lookups, report_names)
+    from ansible_collections.hostnet.provision.plugins.filter.report import (
+        report_checks, report_lines, report_lookups, report_names)
     nets = [{'name': 'web', 'subnet': '198.51.100.0/25', 'subnet6': '2001:db8:100::/64', 'dns': True,
              'endpoints': [{'name': 'a'}, {'name': 'b', 'aliases': ['www']}]},
             {'name': 'back', 'subnet': '198.51.100.128/25', 'dns': True, 'icc': False,
@@ -517,8 +517,8 @@ def test_the_report_looks_up_names_of_its_own_network_only_and_fails_on_a_mismat
                       ('a', '2001:db8:100::3', True), ('c', '198.51.100.131', False)]
     lines = report_lines('h1', bridge_networks=report, names=names)
     assert 'names (lookups inside the endpoints): 5 of 7 as expected' in lines
-    assert [line.split()[0] for line in lines if ' resolves ' in line] == ['ok'] * 4 + ['UNEXPECTED', 'ok',
-                                                                                         'UNEXPECTED']
+    marks = [line.split()[0] for line in lines if ' resolves ' in line]
+    assert marks == ['ok'] * 4 + ['UNEXPECTED', 'ok', 'UNEXPECTED']
     assert [line for line in lines if 'resolves c of network back' in line][0].endswith('198.51.100.130')
     assert [line for line in lines if 'resolves a of network web' in line][0].endswith('UNKNOWN (rc 124)')
     assert [line for line in lines if line.split()[:1] == ['b']][0].endswith('aliases www')
