@@ -864,6 +864,8 @@ def _derive(nets, ports, facts, veth_prefix, exceptions=None):
                                         'addresses': ep['_addresses'],
                                         'ports': [_public(p) for p in ports if p['destination'] in
                                                   [a.split('/')[0] for a in ep['_addresses']]]})
+            if ep.get('aliases'):
+                report['endpoints'][-1]['aliases'] = [str(a) for a in _as_list(ep['aliases'])]
         # Endpoints the collection made on this bridge that are no longer listed.
         listed = set(ep['name'] for ep in net['endpoints'])
         for veth in _on_bridge(facts, net['bridge'], listed):

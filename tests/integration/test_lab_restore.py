@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.playbook]
 
 HOSTS = ('lab1', 'lab2', 'lab3')
 WIPE = r'''
+for p in /run/hostnet/dns/*.pid; do [ -f "$p" ] && kill "$(cat "$p")"; done
 ip -all netns delete
 for l in $(ls /sys/class/net); do case $l in lo|eth0) ;; *) ip link del "$l" 2>/dev/null ;; esac; done
 for f in inet bridge; do nft delete table $f hostnet 2>/dev/null; done
@@ -45,6 +46,12 @@ def site(lab_dir):
     recap = dict((m.group(1), int(m.group(2))) for m in re.finditer(r'^(lab\d)\s+:.*changed=(\d+)', proc.stdout, re.M))
     assert sorted(recap) == list(HOSTS), proc.stdout[-2000:]
     return recap, proc.stdout
+
+
+def changed_tasks(out):
+    """The names of the tasks that changed something on some host."""
+    return sorted(set(m.group(1) for chunk in out.split('\nTASK [')[1:] for m in [re.match(r'(.*?)\] \*', chunk)]
+                      if m and re.search(r'^changed: \[', chunk, re.M)))
 
 
 def on(lab_dir, host, script, **env):
@@ -76,7 +83,26 @@ def test_site_comes_back_after_a_reboot_without_a_play(lab_dir):
         restored = on(lab_dir, host, '/usr/local/sbin/hostnet-restore', **restore_env)
         assert restored.returncode == 0, restored.stdout + restored.stderr
         assert re.match(r'hostnet-restore: \d+ changed$', restored.stdout.splitlines()[-1]), restored.stdout
-    # Nothing left for the play to do, and every reachability check holds.
+    # Nothing left for the play to do but start the name resolvers again
+    # (in the lab they run under the dns module's own supervision, not as
+    # systemd units that start at boot), and every check holds.
     recap, out = site(lab_dir)
-    assert recap == dict((h, 0) for h in HOSTS), out[-3000:]
+    assert recap == {'lab1': 1, 'lab2': 1, 'lab3': 0}, out[-3000:]
+    assert changed_tasks(out) == ["hostnet.provision.bridge_network : Name resolvers of the networks (dns) and their "
+                                  "endpoints' resolver files"], out[-3000:]
     assert len(re.findall(r'reachability \(real packets\): (\d+) of \1 as expected', out)) == 3, out[-3000:]
+    # Names, from inside the endpoints: the own network's (and an alias) over
+    # IPv4 and IPv6, reachable by name; another network's or tenant's not at all.
+    report = out.split('TASK [Show the report]', 1)[1]
+    names = re.findall(r'names \(lookups inside the endpoints\): (\d+) of (\d+) as expected', report)
+    assert sorted(names) == [('4', '4'), ('7', '7')], report[-4000:]
+    for line in (r'ok +network web: web1 resolves web2 \(IPv4\) +198\.51\.100\.3"',
+                 r'ok +network web: web1 resolves web2 \(IPv6\) +2001:db8:100::3"',
+                 r'ok +network web: web1 resolves www \(IPv6\) +2001:db8:100::3"',
+                 r'ok +network web: web1 resolves db1 of network backend +not found"',
+                 r'ok +network web: web1 -> www by name \(2001:db8:100::3\) +reaches"',
+                 r'ok +network backend: db1 -> db2 by name \(198\.51\.100\.131\) +blocked"',
+                 r'ok +tenant acme: acme1 resolves acme2 \(IPv4\) +203\.0\.113\.3"',
+                 r'ok +tenant acme: acme1 resolves globex1 of tenant globex +not found"',
+                 r'ok +tenant globex: globex1 -> globex2 by name \(203\.0\.113\.67\) +reaches"'):
+        assert re.search(line, report), (line, report[-4000:])

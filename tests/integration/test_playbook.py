@@ -98,3 +98,36 @@ def test_site_report_shows_another_firewalls_forward_drop_policy(tmp_path):
         assert 'UNEXPECTED network web: pr-a -> pr-b' in output, output[-3000:]
         assert 'chain ip filter FORWARD drops forwarded IPv4 traffic by policy' in output.split('did not match', 1)[1]
     assert 'WARNING: firewall: chain ip filter FORWARD drops forwarded IPv4 traffic by policy' in output, output[-3000:]
+
+
+def test_site_report_fails_when_a_name_does_not_resolve(tmp_path):
+    """playbooks/report.yml looks names up inside the endpoints: a network
+    whose facts say it has a resolver, while none answers, fails the report,
+    which still shows every line (the probes by address pass)."""
+    import json
+    run_module('netns', config=[{'name': 'pr-a'}, {'name': 'pr-b'}])
+    run_module('bridge', config=[{'name': 'pr-br0', 'addresses': ['198.51.100.1/24']}])
+    run_module('veth', config=[{'name': 'pr-%s-h' % n, 'bridge': 'pr-br0',
+                                'peer': {'name': 'eth0', 'netns': 'pr-%s' % n, 'addresses': ['198.51.100.%d/24' % i]}}
+                               for n, i in (('a', 10), ('b', 11))])
+    inventory = tmp_path / 'inventory.yml'
+    inventory.write_text('all:\n  children:\n    bridge_hosts:\n      hosts:\n        localhost:\n'
+                         '          ansible_connection: local\n'
+                         '          ansible_python_interpreter: %s\n' % sys.executable)
+    facts = tmp_path / 'facts.json'
+    facts.write_text(json.dumps({'bridge_network_result': [{
+        'name': 'web', 'bridge': 'pr-br0', 'subnets': ['198.51.100.0/24'], 'gateways': ['198.51.100.1'],
+        'dns': ['198.51.100.1'],
+        'endpoints': [{'name': 'pr-a', 'interface': 'eth0', 'addresses': ['198.51.100.10/24']},
+                      {'name': 'pr-b', 'interface': 'eth0', 'addresses': ['198.51.100.11/24'],
+                       'aliases': ['api']}]}]}))
+    report = os.path.join(REPO, 'playbooks', 'report.yml')
+    rc, _stats, output = run_playbook(report, '-i', str(inventory), '-e', '@%s' % facts)
+    assert rc != 0, output[-3000:]
+    shown = output.split('Show the report', 1)[1]
+    assert 'reachability (real packets): 4 of 4 as expected' in shown, shown
+    assert 'names (lookups inside the endpoints): 0 of 2 as expected' in shown, shown
+    assert re.search(r'UNEXPECTED +network web: pr-a resolves pr-b \(IPv4\) +not found', shown), shown
+    assert re.search(r'UNEXPECTED +network web: pr-a resolves api \(IPv4\) +not found', shown), shown
+    assert 'names not as expected: network web: pr-a resolves pr-b (IPv4); network web: pr-a resolves api (IPv4)' \
+        in output, output[-3000:]

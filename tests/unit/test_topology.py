@@ -487,3 +487,40 @@ def test_reach_problems_are_refused_before_any_change(networks, defaults, fragme
     with pytest.raises(PlanError) as info:
         plan_networks(networks, facts(), defaults=defaults)
     assert fragment in str(info.value)
+
+
+def test_the_report_looks_up_names_of_its_own_network_only_and_fails_on_a_mismatch():
+    from ansible_collections.hostnet.provision.plugins.filter.report import (
+        report_checks, report_lines, report_lookups, report_names)
+    nets = [{'name': 'web', 'subnet': '198.51.100.0/25', 'subnet6': '2001:db8:100::/64', 'dns': True,
+             'endpoints': [{'name': 'a'}, {'name': 'b', 'aliases': ['www']}]},
+            {'name': 'back', 'subnet': '198.51.100.128/25', 'dns': True, 'icc': False,
+             'endpoints': [{'name': 'c'}, {'name': 'd'}]},
+            {'name': 'plain', 'subnet': '203.0.113.0/24', 'endpoints': [{'name': 'e'}, {'name': 'f'}]}]
+    report = plan_networks(nets, facts())['report']
+    assert report[0]['endpoints'][1]['aliases'] == ['www'] and 'aliases' not in report[0]['endpoints'][0]
+    lookups = report_lookups(report)
+    assert [(x['from'], x['name'], x['family'], x['expect']) for x in lookups] == [
+        ('a', 'b', 'ipv4', ['198.51.100.3']), ('a', 'b', 'ipv6', ['2001:db8:100::3']),
+        ('a', 'www', 'ipv4', ['198.51.100.3']), ('a', 'www', 'ipv6', ['2001:db8:100::3']),
+        ('a', 'c', 'ipv4', []),
+        ('c', 'd', 'ipv4', ['198.51.100.131']), ('c', 'a', 'ipv4', [])]
+    # What getent prints (rc 2: not found); one answer wrong, one lookup that could not run.
+    results = [{'item': x, 'rc': 0 if x['expect'] else 2,
+                'stdout': ''.join('%s STREAM %s\n' % (e, x['name']) for e in x['expect'])} for x in lookups]
+    results[4] = {'item': lookups[4], 'rc': 0, 'stdout': '198.51.100.130 STREAM c\n'}
+    results[6] = {'item': lookups[6], 'rc': 124, 'stdout': '', 'stderr': ''}
+    names = report_names(results)
+    assert [n['ok'] for n in names] == [True, True, True, True, False, True, False]
+    checks = [(c['from'], c['to'], c['expect']) for c in report_checks(report, names=names) if 'by name' in c['label']]
+    assert checks == [('a', '198.51.100.3', True), ('a', '2001:db8:100::3', True), ('a', '198.51.100.3', True),
+                      ('a', '2001:db8:100::3', True), ('c', '198.51.100.131', False)]
+    lines = report_lines('h1', bridge_networks=report, names=names)
+    assert 'names (lookups inside the endpoints): 5 of 7 as expected' in lines
+    marks = [line.split()[0] for line in lines if ' resolves ' in line]
+    assert marks == ['ok'] * 4 + ['UNEXPECTED', 'ok', 'UNEXPECTED']
+    assert [line for line in lines if 'resolves c of network back' in line][0].endswith('198.51.100.130')
+    assert [line for line in lines if 'resolves a of network web' in line][0].endswith('UNKNOWN (rc 124)')
+    assert [line for line in lines if line.split()[:1] == ['b']][0].endswith('aliases www')
+    assert [line for line in lines if line.startswith('network web ')][0].endswith(
+        '(names on 198.51.100.1 2001:db8:100::1)')
