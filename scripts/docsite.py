@@ -72,6 +72,10 @@ def _ref(text, label):
 
 def _rewrite(known):
     def func(node):
+        if node.get('t') == 'CodeBlock' and not node['c'][0][1]:
+            # a plain block: no highlighting (Sphinx would try YAML)
+            node['c'][0][1] = ['text']
+            return node
         if node.get('t') == 'Header':
             # no explicit labels: antsibull-docs wants every label under the collection's prefix
             node['c'][1][0] = ''
