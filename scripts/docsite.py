@@ -1,4 +1,6 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Generate the docs site's guides (docs/docsite/rst/*.rst) from docs/*.md.
 
     scripts/docsite.py          write docs/docsite/rst/NAME.rst for every docs/NAME.md
@@ -138,7 +140,7 @@ def check_links():
                 dest = os.path.normpath(os.path.join(os.path.dirname(path), target.split('#')[0]))
                 if not os.path.exists(dest):
                     bad.append('%s:%d: %s does not exist' % (os.path.relpath(path, REPO), lineno, target))
-    for root, _, names in os.walk(os.path.join(DOCS, 'docsite')):
+    for root, _dirs, names in os.walk(os.path.join(DOCS, 'docsite')):
         for fname in names:
             if fname.endswith(('.rst', '.yml')):
                 with open(os.path.join(root, fname), encoding='utf-8') as handle:

@@ -1,4 +1,6 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright: contributors to hostnet.provision
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Draw the networks that hostnet.provision.net_info reports, as Graphviz DOT.
 
     scripts/netpic.py [--title TEXT] [--only NAME...] [--out FILE] [HOST=]FILE.json...
@@ -157,7 +159,7 @@ def _veth_peer(link):
     alias = link.get('alias') or ''
     prefix = 'hostnet.provision veth peer='
     if alias.startswith(prefix):
-        name, _, ns = alias[len(prefix):].partition('@')
+        name, _sep, ns = alias[len(prefix):].partition('@')
         return (ns if ns != '-' else '', name)
     return None
 
