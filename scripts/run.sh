@@ -32,6 +32,26 @@ bash "$REPO/scripts/lab.sh" up 3
 "$VENV/bin/ansible-playbook" -i "$LAB_DIR/inventory.yml" -i "$REPO/playbooks/inventory/lab" \
     "$@" "$REPO/playbooks/site.yml"
 
+# The picture of the lab next to the report: each host's net_info result
+# (scripts/netinfo.yml) drawn by scripts/netpic.py; an SVG when Graphviz's
+# `dot` is installed (scripts/setup.sh installs it), else the DOT source only.
+PICTURES=$LAB_DIR/pictures
+rm -rf "$PICTURES"
+mkdir -p "$PICTURES"
+if "$VENV/bin/ansible-playbook" -i "$LAB_DIR/inventory.yml" -i "$REPO/playbooks/inventory/lab" \
+        -e "netinfo_dir=$PICTURES" "$REPO/scripts/netinfo.yml" >"$PICTURES/netinfo.log" 2>&1; then
+    "$VENV/bin/python" "$REPO/scripts/netpic.py" --title "the lab after playbooks/site.yml" \
+        --out "$PICTURES/lab.dot" "$PICTURES"/lab*.json
+    if command -v dot >/dev/null; then
+        dot -Tsvg -o "$PICTURES/lab.svg" "$PICTURES/lab.dot"
+        echo "Picture of the lab: $PICTURES/lab.svg (net_info results: $PICTURES/*.json)"
+    else
+        echo "Picture of the lab: Graphviz's dot is not installed, so no SVG; the DOT source is $PICTURES/lab.dot"
+    fi
+else
+    echo "run.sh: gathering net_info for the picture of the lab failed (see $PICTURES/netinfo.log); no picture" >&2
+fi
+
 echo
 echo "The lab is still up: 'sudo bash scripts/lab.sh exec lab1 ip -br addr' to look around,"
 echo "'sudo bash scripts/lab.sh down' to remove it."

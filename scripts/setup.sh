@@ -34,10 +34,13 @@ log() { printf '==> %s\n' "$*"; }
 #   iptables containernetworking-plugins  references of the benchmark (bench/): the naive
 #                               loop's ansible.builtin.iptables and the CNI bridge plugin,
 #                               used only inside the benchmark's sandbox
+#   graphviz                    `dot`: draws the pictures of the topologies from net_info
+#                               results (scripts/netpic.py; scripts/run.sh's picture of the
+#                               lab, scripts/docs.sh pictures); run.sh skips the picture without it
 APT_PACKAGES=(python3-venv python3-pip nftables conntrack iproute2 rsync git
               procps iputils-ping socat dnsmasq-base shellcheck
               qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client
-              iptables containernetworking-plugins)
+              iptables containernetworking-plugins graphviz)
 
 if [[ ${HOSTNET_SKIP_APT:-0} != 1 ]]; then
     if [[ $(id -u) -ne 0 ]]; then
@@ -65,7 +68,7 @@ make_venv() {
 }
 
 # Controller / development tooling (ansible-core, ansible-lint, molecule,
-# pyroute2 current, pytest, antsibull-changelog), and matplotlib for the
+# pyroute2 current, pytest, antsibull-changelog, antsibull-docs), and matplotlib for the
 # benchmark's plot (bench/requirements.txt, the bench's only dependency).
 make_venv "$REPO/.venv" -r "$REPO/requirements-dev.txt" -r "$REPO/bench/requirements.txt"
 

@@ -3,7 +3,9 @@
 #   scripts/test.sh [lint|sanity|units|integration|pytest|newest|all]...   (default: all)
 #
 #   lint         ansible-lint, production profile, on the whole repository;
-#                antsibull-changelog lint on the changelog fragments
+#                antsibull-changelog lint on the changelog fragments;
+#                scripts/docs.sh lint (docs site: generated guides up to date,
+#                links resolve, antsibull-docs lint-collection-docs --plugin-docs)
 #   sanity       ansible-test sanity on a copy of the collection tree
 #   units        ansible-test units (tests/unit, in a venv of its own with
 #                tests/unit/requirements.txt) on a copy of the collection tree
@@ -54,6 +56,8 @@ run_lint() {
     "$VENV/bin/ansible-lint" --profile production
     banner "antsibull-changelog lint"
     "$VENV/bin/antsibull-changelog" lint
+    banner "docs: generated guides, links, antsibull-docs lint-collection-docs"
+    bash "$REPO/scripts/docs.sh" lint
 }
 
 COPIES=()
