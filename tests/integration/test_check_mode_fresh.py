@@ -269,8 +269,8 @@ def _many(count):
     """bridge_network with COUNT endpoints, each publishing a port and one on
     127.0.0.1, in an icc: false network (every per-endpoint cause at once)."""
     return [{'name': 'many', 'subnet': '198.51.100.0/24', 'icc': False, 'endpoints': [
-        {'name': 'mn%d' % i, 'ports': [{'host_port': 9100 + i, 'port': 80},
-                                        {'host_port': 9200 + i, 'host_ip': '127.0.0.1', 'port': 81}]}
+        {'name': 'mn%d' % i,
+         'ports': [{'host_port': 9100 + i, 'port': 80}, {'host_port': 9200 + i, 'host_ip': '127.0.0.1', 'port': 81}]}
         for i in range(count)]}]
 
 
@@ -279,7 +279,7 @@ def test_warnings_do_not_grow_with_the_number_of_endpoints(tmp_path):
     a fresh host as in a real run, however many endpoints a network has;
     none at all on the run that changes nothing."""
     counts = {}
-    for count in (2, 20):
+    for count in (2, 10):
         _wipe()
         workdir = tmp_path / str(count)
         workdir.mkdir()
@@ -288,17 +288,18 @@ def test_warnings_do_not_grow_with_the_number_of_endpoints(tmp_path):
         assert rc == 0, out[-3000:]
         rc, made, out = play_role(workdir, 'bridge_network', variables)
         assert rc == 0, out[-3000:]
-        rc, again, out = play_role(workdir, 'bridge_network', variables)
-        assert rc == 0, out[-3000:]
-        assert [w for t in again for w in t['warnings']] == [], out[-3000:]
-        # Ansible's own output shows each warning once (the same count).
-        assert out.count('[WARNING]') == 0, out[-3000:]
+        if count > 2:
+            # Converged: the run that changes nothing warns about nothing.
+            rc, again, out = play_role(workdir, 'bridge_network', variables)
+            assert rc == 0, out[-3000:]
+            assert [w for t in again for w in t['warnings']] == [], out[-3000:]
+            assert out.count('[WARNING]') == 0, out[-3000:]
         counts[count] = ([(t['task'], len(t['warnings'])) for t in predicted],
                          [(t['task'], len(t['warnings'])) for t in made])
         for t in predicted + made:
             assert len(t['warnings']) == len(set(t['warnings'])) <= 2, (t['task'], t['warnings'])
             assert not [w for w in t['warnings'] if 'not behind a bridge' in w], (t['task'], t['warnings'])
-    assert counts[2] == counts[20], counts
+    assert counts[2] == counts[10], counts
 
 
 def _texts(warnings):
