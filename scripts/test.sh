@@ -13,15 +13,17 @@
 #                target per module) inside the network sandbox
 #   pytest       unit + integration tests with pyroute2 0.9 (.venv) and
 #                integration tests with pyroute2 0.7.2 (.venv-pyroute2-0.7),
-#                both on ansible-core 2.19; the integration runs go as three
-#                shards at once, each in a sandbox of its own, their logs
-#                shown in order at the end (HOSTNET_TEST_JOBS=1: one after
-#                another, output as it comes)
-#   newest       unit + module integration tests on the newest ansible-core
-#                (.venv-ansible-core-newest: 2.21 on Python 3.12+, newest pyroute2)
+#                both on ansible-core 2.19, and the newest section; the
+#                integration runs go as four shards at once, each in a
+#                sandbox of its own, their logs shown in order at the end
+#                (HOSTNET_TEST_JOBS=1: one after another, output as it comes)
+#   newest       on the newest ansible-core (.venv-ansible-core-newest: 2.21
+#                on Python 3.12+, newest pyroute2): the unit tests, the
+#                module tests (every resource module's file), whole playbooks
+#                with a role by FQCN and module_defaults (NEWEST_FILES)
 #
-# `all` runs lint, sanity, units, integration and pytest (newest on request:
-# it adds about 6 minutes, not yet in CI's time budget).
+# `all` runs lint, sanity, units, integration and pytest (pytest includes
+# newest, its integration part as a fourth shard).
 #
 # Needs root for the integration tests. Run scripts/setup.sh first.
 set -euo pipefail
@@ -233,10 +235,11 @@ stop_shards() {
 # With 0.7.2 the whole-playbook tests (markers playbook, lab) are left out:
 # they drive the same modules the module tests prove on 0.7.2, and the VM
 # scenario runs every role on Debian's own pyroute2 0.7.2.
-# Three shards at once: with the newest pyroute2, the files that drive the
+# Four shards at once: with the newest pyroute2, the files that drive the
 # roles on the lab and a few other whole playbooks (about half of its time)
 # and every other file (whatever is added to tests/integration lands
-# there); with 0.7.2, the whole selection.
+# there); with 0.7.2, the whole selection; and the newest ansible-core's
+# selection (newest_shard).
 LAB_FILES=(tests/integration/test_roles.py tests/integration/test_lab.py tests/integration/test_lab_restore.py
     tests/integration/test_check_mode_fresh.py tests/integration/test_tarball.py)
 run_pytest() {
@@ -252,6 +255,7 @@ run_pytest() {
         banner "pytest: unit, pyroute2 $version"
         pytest_run "$venv/bin/python" -m pytest tests/unit -q
     done
+    newest_units
     for venv in "$VENV" "$VENV07"; do
         version=$("$venv/bin/python" -c 'import pyroute2; print(pyroute2.__version__)')
         if [[ $venv == "$VENV" ]]; then
@@ -265,23 +269,48 @@ run_pytest() {
                 bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q "${select[@]}"
         fi
     done
+    newest_shard
     wait_shards
 }
 
-# The module tests on the newest ansible-core: AnsibleModule, templating and
-# ansible-playbook as the newest release has them (test_playbook and
-# test_tarball run playbooks, a role by FQCN included). The role tests on
-# the lab (test_roles, test_lab: about 9 of the 15 minutes of a full run)
-# stay on ansible-core 2.19 only; this section adds about 6 minutes on 2 cores.
-run_newest() {
-    local venv=$REPO/.venv-ansible-core-newest core
-    [[ -x $venv/bin/python ]] || die "$venv missing: run scripts/setup.sh (needs a Python 3.12+)"
-    core=$("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)')
+# The newest ansible-core: AnsibleModule, templating and ansible-playbook as
+# the newest release has them. The module files (each resource module's
+# quartet: check, apply, again, check again), net_info, and the playbooks
+# that apply a role by FQCN, with module_defaults of the play (test_playbook,
+# test_tarball, the bridge_network case of test_module_defaults). The role
+# tests on the lab (test_roles, test_lab) stay on ansible-core 2.19 only:
+# they drive the same modules through the same roles.
+VENV_NEWEST=$REPO/.venv-ansible-core-newest
+NEWEST_FILES=(tests/integration/test_netns.py tests/integration/test_veth.py tests/integration/test_bridge.py
+    tests/integration/test_portmap.py tests/integration/test_macvlan.py tests/integration/test_vxlan.py
+    tests/integration/test_vxlan_peer.py tests/integration/test_net_info.py tests/integration/test_playbook.py
+    tests/integration/test_tarball.py
+    'tests/integration/test_module_defaults.py::test_role_builds_the_same_under_hostile_module_defaults[bridge_network]')
+
+# newest_units: the unit tests on the newest ansible-core (a few seconds).
+newest_units() {
+    local core
+    [[ -x $VENV_NEWEST/bin/python ]] || die "$VENV_NEWEST missing: run scripts/setup.sh (needs a Python 3.12+)"
+    core=$("$VENV_NEWEST/bin/python" -c 'from ansible.release import __version__; print(__version__)')
     banner "pytest: unit, ansible-core $core"
-    pytest_run "$venv/bin/python" -m pytest tests/unit -q
-    banner "pytest: integration in a sandbox, ansible-core $core"
-    pytest_run bash "$REPO/scripts/sandbox.sh" "$venv/bin/python" -m pytest tests/integration -q \
-        --ignore tests/integration/test_roles.py --ignore tests/integration/test_lab.py
+    pytest_run "$VENV_NEWEST/bin/python" -m pytest tests/unit -q
+}
+
+# newest_shard: the integration selection on the newest ansible-core, as a shard.
+newest_shard() {
+    local core file
+    for file in "${NEWEST_FILES[@]}"; do
+        [[ -f ${file%%::*} ]] || die "${file%%::*} missing: update NEWEST_FILES in $0"
+    done
+    core=$("$VENV_NEWEST/bin/python" -c 'from ansible.release import __version__; print(__version__)')
+    shard "pytest: integration in a sandbox, ansible-core $core: modules, playbooks with roles" \
+        bash "$REPO/scripts/sandbox.sh" "$VENV_NEWEST/bin/python" -m pytest "${NEWEST_FILES[@]}" -q
+}
+
+run_newest() {
+    newest_units
+    newest_shard
+    wait_shards
 }
 
 # timed NAME: run section NAME and report how long it took.

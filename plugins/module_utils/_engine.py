@@ -53,11 +53,26 @@ class Context:
         self.check_mode = check_mode
         self.warnings = []
         self._warn = warn
+        self._grouped = {}
 
     def warn(self, message):
         self.warnings.append(message)
         if self._warn is not None:
             self._warn(message)
+
+    def warn_each(self, cause, item, message):
+        """A warning of one cause that may hold for many resources of a call:
+        collected, and said once (``flush_warnings``) with every ITEM named.
+        MESSAGE has one ``%s`` for the items."""
+        items = self._grouped.setdefault(cause, (message, []))[1]
+        if item not in items:
+            items.append(item)
+
+    def flush_warnings(self):
+        """One warning per cause collected by ``warn_each``."""
+        grouped, self._grouped = self._grouped, {}
+        for message, items in grouped.values():
+            self.warn(message % ', '.join(items))
 
     def tolerate_missing(self, err):
         """In check mode a missing namespace/link may be made earlier in the
@@ -261,6 +276,8 @@ def reconcile(kind, config, state, ctx):
                 before = None
             if before is not None:
                 plan.append((key, before, None, kind.plan(key, before, None)))
+
+    ctx.flush_warnings()
 
     # 2. Act (unless check mode), one resource at a time; a failure undoes
     # every operation of the call that ran (``done``). Final operations

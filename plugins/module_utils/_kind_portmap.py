@@ -388,7 +388,7 @@ class PortmapKind(ResourceKind):
                     before.get('host_ip') != after.get('host_ip'):
                 self._check_others(netns, after, version, res)
             self._check_forward_drops(netns, version, res)
-        ops.extend(self._hairpin_ops(netns, after, version, res))
+        ops.extend(self._hairpin_ops(netns, after, version, res, warn=want != have))
         return ops
 
     # -- ports and policies of others ------------------------------------------------
@@ -412,7 +412,9 @@ class PortmapKind(ResourceKind):
                    % (res, host_ip, _nsfs.spec_label(netns)))
         if self.ctx.check_mode:
             # An earlier task of the play (a bridge's gateway) may add it.
-            self.ctx.warn('check mode: %s (assuming an earlier task adds it)' % message)
+            self.ctx.warn_each(('host_ip', _nsfs.spec_label(netns)), '%s (%s)' % (host_ip, res),
+                               'check mode: host_ip not an address of %s now: %%s; the mappings would never '
+                               'match (assuming an earlier task adds them)' % _nsfs.spec_label(netns))
             return
         raise ValidationError(message, res, 'host_ip', host_ip)
 
@@ -517,7 +519,7 @@ class PortmapKind(ResourceKind):
             '%s %s:%s' % (p, _where(h, ver), _range_text(ports)) for ver, p, h, ports in selectors)
         return Op(res, text, run)
 
-    def _hairpin_ops(self, netns, after, version, res):
+    def _hairpin_ops(self, netns, after, version, res, warn=True):
         """Hairpin mode on the managed ports of the destination's bridge.
 
         With br_netfilter loaded, a connection from an endpoint to its own
@@ -544,9 +546,11 @@ class PortmapKind(ResourceKind):
                 self.ctx.tolerate_missing(LinkNotFound(
                     '%s: no managed bridge holds destination %s yet' % (res, dest), res, 'destination', str(dest)))
                 return []
-            self.nft.warn_once(('hairpin', str(dest)), '%s: destination %s is not behind a bridge managed by '
-                               'hostnet.provision.bridge: the port is reachable from outside, but not via the '
-                               'host\'s 127.0.0.1 nor from endpoints of its own network (hairpin)' % (res, dest))
+            if warn:  # when the mapping is made or changed, not on every run
+                self.ctx.warn_each('hairpin', '%s (%s)' % (dest, res),
+                                   'destinations not behind a bridge managed by hostnet.provision.bridge: %s; '
+                                   'their ports are reachable from outside, but not via the host\'s 127.0.0.1 nor '
+                                   'from endpoints of their own network (hairpin)')
             return []
         if (netns or '', bridge) in self._hairpin_bridges:
             return []  # every port of this bridge was looked at for an earlier mapping

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import COLLECTIONS
+from conftest import COLLECTIONS, _wipe
 from helpers import kernel_snapshot, run_module, snapshot_diff
 
 
@@ -263,3 +263,69 @@ def test_macvlan_vxlan_and_peers_predict_exactly_from_nothing():
         {'device': 'vx0', 'netns': 'cm-ha', 'peers': ['198.18.0.2'],
          'entries': [{'mac': '02:00:cb:00:71:02', 'vtep': '198.18.0.2', 'ip': '198.51.100.2'}]},
         {'device': 'vx0', 'netns': 'cm-hb', 'peers': ['198.18.0.1']}])
+
+
+def _many(count):
+    """bridge_network with COUNT endpoints, each publishing a port and one on
+    127.0.0.1, in an icc: false network (every per-endpoint cause at once)."""
+    return [{'name': 'many', 'subnet': '198.51.100.0/24', 'icc': False, 'endpoints': [
+        {'name': 'mn%d' % i,
+         'ports': [{'host_port': 9100 + i, 'port': 80}, {'host_port': 9200 + i, 'host_ip': '127.0.0.1', 'port': 81}]}
+        for i in range(count)]}]
+
+
+def test_warnings_do_not_grow_with_the_number_of_endpoints(tmp_path):
+    """Warnings a person can review: one per cause per call, in check mode on
+    a fresh host as in a real run, however many endpoints a network has;
+    none at all on the run that changes nothing."""
+    counts = {}
+    for count in (2, 10):
+        _wipe()
+        workdir = tmp_path / str(count)
+        workdir.mkdir()
+        variables = {'bridge_network_sysctl_file': str(workdir / 'sysctl.conf'), 'bridge_network_networks': _many(count)}
+        rc, predicted, out = play_role(workdir, 'bridge_network', variables, check=True)
+        assert rc == 0, out[-3000:]
+        rc, made, out = play_role(workdir, 'bridge_network', variables)
+        assert rc == 0, out[-3000:]
+        if count > 2:
+            # Converged: the run that changes nothing warns about nothing.
+            rc, again, out = play_role(workdir, 'bridge_network', variables)
+            assert rc == 0, out[-3000:]
+            assert [w for t in again for w in t['warnings']] == [], out[-3000:]
+            assert out.count('[WARNING]') == 0, out[-3000:]
+        counts[count] = ([(t['task'], len(t['warnings'])) for t in predicted],
+                         [(t['task'], len(t['warnings'])) for t in made])
+        for t in predicted + made:
+            assert len(t['warnings']) == len(set(t['warnings'])) <= 2, (t['task'], t['warnings'])
+            assert not [w for w in t['warnings'] if 'not behind a bridge' in w], (t['task'], t['warnings'])
+    assert counts[2] == counts[10], counts
+
+
+def _texts(warnings):
+    """Warning texts (in-process module results carry Ansible's warning summaries)."""
+    return [(w.get('event') or {}).get('msg', str(w)) if isinstance(w, dict) else w for w in warnings or []]
+
+
+def _call(name, **params):
+    """run_module with only this call's warnings (in-process calls share
+    AnsibleModule's global list of warnings)."""
+    from ansible.module_utils.common import warnings as ansible_warnings
+    ansible_warnings._global_warnings.clear()  # pylint: disable=protected-access
+    return run_module(name, **params)
+
+
+def test_hairpin_warning_is_one_for_all_destinations():
+    """Published ports to destinations behind no managed bridge: one warning
+    naming them all, not one per destination."""
+    for count in (1, 12):
+        _wipe()
+        subprocess.run(['ip', 'link', 'add', 'hp0', 'type', 'veth', 'peer', 'name', 'hp1'], check=True)
+        subprocess.run(['ip', 'addr', 'add', '198.18.3.1/24', 'dev', 'hp0'], check=True)
+        config = [{'host_port': 9300 + i, 'destination': '198.18.3.%d' % (10 + i), 'port': 80} for i in range(count)]
+        for check in (True, False):
+            result = _call('portmap', check=check, config=config, enable_forwarding=True)
+            hairpin = [w for w in _texts(result.get('warnings')) if 'hairpin' in w]
+            assert len(hairpin) == 1, result.get('warnings')
+            assert all('198.18.3.%d' % (10 + i) in hairpin[0] for i in range(count)), hairpin
+        assert _call('portmap', config=config, enable_forwarding=True).get('warnings', []) == []

@@ -169,3 +169,27 @@ def test_control_a_valid_network_is_accepted_and_the_snapshot_sees_it(outcome):
     before, after = snapshots[CONTROL['id']]
     changed = snapshot_diff(before, after)
     assert any(line.startswith('netns') for line in changed) and before['']['links'] != after['']['links']
+
+
+def test_a_refusal_is_shown_once_without_templating_prefix(tmp_path):
+    """What ansible-playbook prints for a refused network (the role not
+    rescued): the problem once in the failed task's result, and nowhere
+    wrapped in Ansible's templating or filter plugin error."""
+    from test_playbook import run_playbook
+    playbook = tmp_path / 'refused.yml'
+    playbook.write_text(yaml.safe_dump([{
+        'name': 'Refused', 'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
+        'vars': {'ansible_python_interpreter': '{{ ansible_playbook_python }}'},
+        'roles': [{'role': 'hostnet.provision.bridge_network', 'vars': {'bridge_network_networks': [
+            {'name': 'bad', 'subnet': '198.51.100.0/24', 'endpoints': [{'name': 'b1', 'address': '203.0.113.5'}]}]}}]}]))
+    rc, stats, output = run_playbook(str(playbook))
+    assert rc != 0 and stats['failed'] == 1 and stats['changed'] == 0, output[-3000:]
+    problem = 'network bad endpoint b1: address 203.0.113.5 is outside subnet 198.51.100.0/24'
+    fatal = [line for line in output.splitlines() if line.startswith('fatal: [localhost]: FAILED!')]
+    assert len(fatal) == 1, output[-3000:]
+    result = json.loads(fatal[0].split('=>', 1)[1])
+    assert result['msg'].count(problem) == 1 and result['msg'].startswith('1 problem(s), nothing was changed'), result
+    # Ansible's own error block repeats the result's message, once.
+    assert output.count(problem) <= 2, output[-3000:]
+    assert 'Finalization of task args' not in output and 'filter plugin' not in output, output[-3000:]
+    assert 'Refuse the networks, nothing changed' in output
