@@ -106,7 +106,23 @@ docs_build() {
         # their intersphinx inventories, which an offline build cannot fetch.
         sphinx-build -M html rst "$SITE/build" -c . -q
     )
-    echo "docs.sh: site in $SITE/build/html/index.html"
+    # The site has a page per module, role and guide, and every picture.
+    local html=$SITE/build/html name
+    for name in plugins/modules/*.py; do
+        name=${name##*/}
+        [[ -f $html/${name%.py}_module.html ]] || die "the site has no page for module ${name%.py}"
+    done
+    for name in roles/*/; do
+        name=${name%/}
+        [[ -f $html/${name##*/}_role.html ]] || die "the site has no page for role ${name##*/}"
+    done
+    while read -r name; do
+        [[ -f $html/docsite/$name.html ]] || die "the site has no page for guide $name"
+    done < <(sed -n 's/^      - \([a-z0-9-]*\)$/\1/p' docs/docsite/extra-docs.yml)
+    for name in "$IMAGES"/*.svg; do
+        [[ -f $html/_images/${name##*/} ]] || die "the site lacks the picture ${name##*/}"
+    done
+    echo "docs.sh: site in $html/index.html"
 }
 
 case ${1:-build} in
