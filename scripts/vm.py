@@ -101,7 +101,7 @@ IMAGE_SIZE = '2G'
 PACKAGES = [
     'systemd-sysv', 'udev', 'kmod', 'dbus', 'openssh-server', 'python3',
     'python3-pyroute2', 'python3-netaddr', 'python3-nftables', 'nftables',
-    'iproute2', 'iputils-ping', 'socat', 'conntrack', 'procps', 'ethtool', 'netbase',
+    'iproute2', 'iputils-ping', 'socat', 'conntrack', 'procps', 'ethtool', 'netbase', 'dnsmasq-base',
     'linux-image-amd64', 'initramfs-tools',
 ]
 DPKG_OPTS = [

@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """VXLAN devices: the tunnel end of an overlay network (VNI, local VTEP
 address, underlay link, UDP port, optional multicast group), with an MTU
-that fits the underlay, optionally enslaved to a bridge and addressed.
+that fits the underlay, optionally enslaved to a bridge and addressed,
+with the kernel's random MAC or a given one (set at creation, corrected in
+place; a recreated device keeps its MAC).
 
 Private to the hostnet.provision collection.
 
@@ -83,6 +85,7 @@ class VxlanKind(ResourceKind):
             'group': _multicast(item.get('group'), res),
             'learning': item.get('learning'),
             'mtu': v.mtu(item.get('mtu'), res),
+            'mac': v.mac(item.get('mac'), res),
             'bridge': v.ifname(item['bridge'], res, 'bridge') if item.get('bridge') else None,
             'addresses': v.cidr_list(item.get('addresses'), res),
         }
@@ -134,6 +137,7 @@ class VxlanKind(ResourceKind):
             'group': _norm_ip(vx.get('group')),
             'learning': vx.get('learning'),
             'mtu': link['mtu'],
+            'mac': link['mac'],
             'bridge': self._master_name(netns, link),
             'addresses': self.kernel.addresses(netns, link['index']),
             '_up': link['up'],
@@ -297,6 +301,7 @@ class VxlanKind(ResourceKind):
             args['mtu'] = after['mtu']
         if index:
             args['index'] = index
+        mac = mac or after.get('mac')
         if mac:
             args['address'] = mac
         with _intent.creating(netns, [ref.name], 'vxlan'):
@@ -395,7 +400,7 @@ def _identity_changes(before, after):
 
 def _describe(config):
     parts = ['vni %d' % config['vni'], 'port %d' % config['port']]
-    for field in ('local', 'group', 'dev', 'mtu'):
+    for field in ('local', 'group', 'dev', 'mtu', 'mac'):
         if config.get(field):
             parts.append('%s %s' % (field, config[field]))
     return ', '.join(parts)

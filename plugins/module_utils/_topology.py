@@ -1031,11 +1031,17 @@ def _block(subnet, bits, index):
     return ipaddress.ip_network((start, subnet.prefixlen + bits))
 
 
+# The name overlay_mac takes for a host's VXLAN device: no endpoint can have
+# it (a namespace name has no "/").
+OVERLAY_DEVICE = '/vxlan'
+
+
 def overlay_mac(vni, index, name=''):
     """The MAC every host computes for one interface of an overlay: the
-    bridge of host block ``index`` (``name`` empty) or its endpoint
-    ``name``. Locally administered, unicast, stable across runs; the
-    planners refuse the (unlikely) collision of two of them."""
+    bridge of host block ``index`` (``name`` empty), its VXLAN device
+    (``name`` OVERLAY_DEVICE) or its endpoint ``name``. Locally
+    administered, unicast, stable across runs; the planners refuse the
+    (unlikely) collision of two of them."""
     digest = hashlib.sha256(('%s/%s/%s' % (vni, index, name)).encode('utf-8')).digest()
     return ':'.join('%02x' % octet for octet in (0x02,) + tuple(bytearray(digest[:5])))
 
@@ -1212,7 +1218,9 @@ def plan_overlay(settings, host, members, facts=None):
     refused. The first address of a host's block goes on its bridge. The
     MTU is one for the whole overlay: the smallest underlay's, or the given
     one checked against every host. The bridge and the endpoints get MACs
-    every host computes (overlay_mac), for overlay_forwarding.
+    every host computes (overlay_mac), for overlay_forwarding; so does the
+    VXLAN device, which no frame is sent to but whose MAC the local bridge
+    delivers to itself, so it may be no other interface's MAC.
     """
     problems = _Problems()
     name = settings.get('name')
@@ -1271,14 +1279,18 @@ def plan_overlay(settings, host, members, facts=None):
     blocks, bridge_addresses, addresses = _overlay_addresses(subnets, bits, me['index'], bridge, endpoints_in, facts,
                                                              '%s host %s' % (where, host), problems)
     bridge_mac = overlay_mac(vni, me['index'])
+    device_mac = overlay_mac(vni, me['index'], OVERLAY_DEVICE)
     macs = {bridge_mac: 'the bridge'}
+    if device_mac in macs:
+        problems.add('%s device %s' % (where, device), 'MAC %s is also the MAC of %s' % (device_mac, macs[device_mac]))
+    macs[device_mac] = 'the VXLAN device'
     for ep_name in endpoints_in:
         mac = overlay_mac(vni, me['index'], ep_name)
         if mac in macs:
             problems.add('%s endpoint %s' % (where, ep_name), 'MAC %s is also the MAC of %s' % (mac, macs[mac]))
         macs[mac] = 'endpoint %s' % ep_name
 
-    vxlan = {'name': device, 'vni': vni, 'local': me['local_ip'], 'bridge': bridge, 'port': port}
+    vxlan = {'name': device, 'vni': vni, 'local': me['local_ip'], 'bridge': bridge, 'port': port, 'mac': device_mac}
     if dev:
         vxlan['dev'] = dev
     if mtu:
@@ -1306,7 +1318,7 @@ def plan_overlay(settings, host, members, facts=None):
         'report': {'name': name, 'vni': vni, 'host': host, 'state': me['state'], 'device': device, 'bridge': bridge,
                    'index': me['index'], 'block': str(blocks[0]), 'blocks': [str(b) for b in blocks],
                    'host_address': str(bridge_addresses[0][0]), 'host_addresses': [str(a) for a, _n in bridge_addresses],
-                   'bridge_mac': bridge_mac, 'mtu': mtu, 'local_ip': me['local_ip'], 'peers': peers,
+                   'bridge_mac': bridge_mac, 'device_mac': device_mac, 'mtu': mtu, 'local_ip': me['local_ip'], 'peers': peers,
                    'endpoints': endpoints},
     }
     _check_with_kinds({
@@ -1333,8 +1345,10 @@ def overlay_forwarding(plan, reports):
 
     ``reports``: the plans' reports of the hosts of the group (hosts
     whose plan is missing or failed are skipped: they are not reached by
-    MAC, only by the flood list). A MAC given twice inside the overlay is
-    refused, on every host alike.
+    MAC, only by the flood list). A MAC given twice inside the overlay
+    (bridges, VXLAN devices and endpoints of every host) is refused, on
+    every host alike. The VXLAN devices' MACs get no entry: no frame is
+    sent to them.
     """
     problems = _Problems()
     mine = plan['report']
@@ -1347,13 +1361,15 @@ def overlay_forwarding(plan, reports):
             continue
         macs = [(report['bridge_mac'], 'the bridge')] + [(e['mac'], 'endpoint %s' % e['name'])
                                                          for e in report.get('endpoints') or []]
+        if report.get('device_mac'):
+            macs.append((report['device_mac'], 'the VXLAN device'))
         for mac, what in macs:
             label = '%s of host %s' % (what, report['host'])
             if mac in owner:
                 problems.add(where, 'MAC %s of %s is also the MAC of %s; rename one of them' % (mac, label, owner[mac]))
                 continue
             owner[mac] = label
-            if report['host'] != mine['host'] and report['local_ip'] in peers:
+            if what != 'the VXLAN device' and report['host'] != mine['host'] and report['local_ip'] in peers:
                 entries.append({'mac': mac, 'vtep': report['local_ip']})
     if problems:
         raise PlanError(list(problems))

@@ -87,6 +87,13 @@ options:
           - MTU of the device. At most the underlay's MTU minus 50 (IPv4 underlay) or 70 (IPv6 underlay).
           - Default when a device is created (or recreated) is exactly that maximum.
         type: int
+      mac:
+        description:
+          - MAC address of the device, set when it is created and corrected in place when it differs.
+          - Not given, a new device has the MAC the kernel chooses (random); an existing device keeps its MAC, also
+            when a change of its identity recreates it.
+          - Overlays give every device a MAC all hosts can compute, like those of their bridges and endpoints.
+        type: str
       bridge:
         description:
           - Bridge in the device's namespace to enslave the device to (the overlay's local segment). It must
@@ -157,7 +164,8 @@ after:
   type: list
   elements: dict
   sample: [{'name': 'vx100', 'netns': null, 'vni': 100, 'local': '198.18.0.1', 'dev': 'eth1', 'port': 4789,
-            'group': null, 'learning': false, 'mtu': 1450, 'bridge': 'hn-ovl', 'addresses': []}]
+            'group': null, 'learning': false, 'mtu': 1450, 'mac': '02:42:00:00:64:01', 'bridge': 'hn-ovl',
+            'addresses': []}]
 gathered:
   description: The VXLAN devices the collection manages in the namespaces looked at, in the shape of O(config).
   returned: when O(state=gathered)
@@ -185,6 +193,7 @@ def main():
                 group=dict(type='str'),
                 learning=dict(type='bool'),
                 mtu=dict(type='int'),
+                mac=dict(type='str'),
                 bridge=dict(type='str'),
                 addresses=dict(type='list', elements='str'),
             )),

@@ -55,8 +55,11 @@ def test_two_hosts_reach_each_other_over_vxlan(hosts):
         'add address 203.0.113.1/24 to vx0',
         'create vxlan vx0@host-b (vni 100, port 4789, local 198.18.0.2, dev und-b, mtu 1450)',
         'add address 203.0.113.2/24 to vx0']
-    # Check mode predicted the whole after-state, derived MTU included.
-    assert check['after'] == applied['after']
+    # Check mode predicted the whole after-state, derived MTU included,
+    # except the MAC the kernel chooses.
+    for predicted, real in zip(check['after'], applied['after']):
+        assert predicted['mac'] is None and real['mac'] == link('vx0', netns=real['netns'])['address']
+        assert predicted == dict(real, mac=None)
     data = vxlan_data('vx0', 'host-a')
     assert data['id'] == 100 and data['port'] == 4789 and data['local'] == '198.18.0.1'
     assert data['link'] == 'und-a' and data['learning'] is False
@@ -127,6 +130,38 @@ def test_in_place_changes_keep_the_device(hosts):
     assert run_module('vxlan', config=[A])['changed'] is False
 
 
+def test_mac_at_create_corrected_in_place_and_kept_by_a_recreate(hosts):
+    config = [dict(A, mac='02:00:5e:00:01:01'), dict(B, mac='02:00:5e:00:01:02')]
+    check, applied, _again, _check2 = quartet('vxlan', config=config)
+    assert applied['commands'][0] == ('create vxlan vx0@host-a (vni 100, port 4789, local 198.18.0.1, dev und-a, '
+                                      'mtu 1450, mac 02:00:5e:00:01:01)')
+    assert check['after'] == applied['after']
+    # Read back by ip -j -d: the given MACs, on VXLAN devices.
+    for netns, mac in (('host-a', '02:00:5e:00:01:01'), ('host-b', '02:00:5e:00:01:02')):
+        entry = link('vx0', netns=netns, details=True)
+        assert entry['address'] == mac and entry['linkinfo']['info_kind'] == 'vxlan'
+    assert [a['mac'] for a in applied['after']] == ['02:00:5e:00:01:01', '02:00:5e:00:01:02']
+    # Drift: another MAC set behind the module's back is put back in place.
+    index = link('vx0', netns='host-a')['ifindex']
+    sh('ip', '-n', 'host-a', 'link', 'set', 'vx0', 'address', '02:00:5e:00:01:99')
+    drift = [{'name': 'vx0', 'netns': 'host-a', 'mac': '02:00:5e:00:01:01'}]
+    predicted = run_module('vxlan', check=True, config=drift)
+    assert predicted['commands'] == ['set mac of vx0 to 02:00:5e:00:01:01 (was 02:00:5e:00:01:99)']
+    assert link('vx0', netns='host-a')['address'] == '02:00:5e:00:01:99'  # check mode changed nothing
+    fixed = run_module('vxlan', config=drift)
+    assert fixed['commands'] == predicted['commands']
+    assert link('vx0', netns='host-a')['address'] == '02:00:5e:00:01:01'
+    assert link('vx0', netns='host-a')['ifindex'] == index
+    # The tunnel works with the static MACs (the peers' FDB entries follow).
+    peer_up(['198.18.0.2'], ['198.18.0.1'])
+    assert ping('host-a', '203.0.113.2')
+    # A recreate (VNI change) without a MAC keeps the device's MAC.
+    run_module('vxlan', config=[dict(A, vni=200)])
+    assert vxlan_data('vx0', 'host-a')['id'] == 200
+    assert link('vx0', netns='host-a')['address'] == '02:00:5e:00:01:01'
+    assert run_module('vxlan', config=[dict(A, vni=200, mac='02:00:5e:00:01:01')])['changed'] is False
+
+
 def test_bridge_membership_and_replaced_detaches(hosts):
     run_module('bridge', config=[{'name': 'hn-ovl', 'netns': 'host-a'}])
     config = [dict(A, bridge='hn-ovl', addresses=[])]
@@ -145,7 +180,8 @@ def test_gathered_round_trip_overridden_and_deleted(hosts):
     gathered = run_module('vxlan', state='gathered', config=[{'name': 'vx0', 'netns': 'host-a'},
                                                              {'name': 'vx1', 'netns': 'host-a'}])['gathered']
     assert [g['name'] for g in gathered] == ['vx0', 'vx1']
-    assert gathered[0] == dict(A, port=4789, group=None, learning=False, mtu=1450, bridge=None)
+    assert gathered[0] == dict(A, port=4789, group=None, learning=False, mtu=1450, bridge=None,
+                               mac=link('vx0', netns='host-a')['address'])
     assert run_module('vxlan', state='overridden', config=gathered)['changed'] is False
     result = run_module('vxlan', state='overridden', config=[gathered[0]])
     assert result['commands'] == ['delete vxlan vx1@host-a']
@@ -186,6 +222,9 @@ def test_vni_already_used_on_the_port_names_the_other_device(hosts):
     ({'local': '198.18.0.300'}, 'local', ['not a valid IPv4 or IPv6 address']),
     ({'group': 'ff05::100'}, 'group', ['different IP versions']),
     ({'addresses': ['203.0.113.1']}, 'addresses', ['prefix length']),
+    ({'mac': '01:00:5e:00:00:01'}, 'mac', ['multicast MAC']),
+    ({'mac': '02:00:5e:00:00'}, 'mac', ['not a MAC address']),
+    ({'mac': '00:00:00:00:00:00'}, 'mac', ['all-zero']),
     ({'bridge': 'no-such-br'}, 'bridge', ['does not exist']),
     ({'vni': None}, 'vni', ['vni is required']),
 ])

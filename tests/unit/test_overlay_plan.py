@@ -8,7 +8,9 @@ import ipaddress
 
 import pytest
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _topology
 from ansible_collections.hostnet.provision.plugins.module_utils._topology import (
+    OVERLAY_DEVICE,
     PlanError,
     overlay_forwarding,
     overlay_mac,
@@ -85,6 +87,49 @@ def test_macs_are_deterministic_locally_administered_and_unique():
     # another VNI, another host index or another name: another MAC
     assert len({overlay_mac(4242, 11, 'a'), overlay_mac(4243, 11, 'a'), overlay_mac(4242, 12, 'a'),
                 overlay_mac(4242, 11, 'b')}) == 4
+
+
+def test_the_vxlan_device_has_a_computed_mac_of_its_own():
+    first, again = plans(), plans()
+    for host, plan in first.items():
+        mac = plan['vxlan']['mac']
+        assert mac == again[host]['vxlan']['mac'] == plan['report']['device_mac']
+        assert mac == overlay_mac(4242, plan['report']['index'], OVERLAY_DEVICE)
+        assert int(mac[:2], 16) & 2 and not int(mac[:2], 16) & 1, mac
+    macs = [p['vxlan']['mac'] for p in first.values()] + [p['bridge']['mac'] for p in first.values()] \
+        + [v['peer']['mac'] for p in first.values() for v in p['veths']]
+    assert len(set(macs)) == len(macs) == 9
+    # An endpoint cannot take the device's name in the hash: a namespace name has no "/".
+    assert overlay_mac(4242, 11, OVERLAY_DEVICE) not in (overlay_mac(4242, 11), overlay_mac(4242, 11, 'vxlan'))
+
+
+def test_the_vxlan_devices_mac_gets_no_forwarding_entry():
+    result = plans()
+    forwarding = overlay_forwarding(result['lab1'], [p['report'] for p in result.values()])
+    device_macs = {p['vxlan']['mac'] for p in result.values()}
+    assert not device_macs & {e['mac'] for e in forwarding['entries']}
+    assert len(forwarding['entries']) == 4  # two bridges and two endpoints of the other hosts
+
+
+def test_a_vxlan_device_mac_equal_to_another_hosts_endpoint_mac_is_refused_on_every_host():
+    result = plans()
+    clash = dict(result['lab3']['report'], device_mac=result['lab2']['report']['endpoints'][0]['mac'])
+    for host in HOSTS:
+        with pytest.raises(PlanError) as err:
+            overlay_forwarding(result[host], [result['lab1']['report'], result['lab2']['report'], clash])
+        assert 'MAC %s of the VXLAN device of host lab3 is also the MAC of endpoint e-lab2 of host lab2' \
+            % clash['device_mac'] in str(err.value)
+
+
+def test_a_vxlan_device_mac_equal_to_a_local_mac_is_refused(monkeypatch):
+    real = _topology.overlay_mac
+
+    def fake(vni, index, name=''):
+        return real(vni, index, '' if name == OVERLAY_DEVICE else name)
+    monkeypatch.setattr(_topology, 'overlay_mac', fake)
+    with pytest.raises(PlanError) as err:
+        plans()
+    assert 'device vx-ov1' in str(err.value) and 'is also the MAC of the bridge' in str(err.value)
 
 
 def test_forwarding_has_one_entry_per_remote_mac_and_keeps_the_flood_list():

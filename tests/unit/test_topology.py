@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import signal
 import tracemalloc
@@ -130,8 +131,12 @@ def test_overlay_blocks_are_per_host_and_unique():
     addresses += [e['address'] for p in plans for e in p['report']['endpoints']]
     assert len(set(addresses)) == len(addresses) == 6
     assert plans[1]['peers'] == {'device': 'vx-ov1', 'peers': ['198.18.0.11', '198.18.0.13']}
+    # The VXLAN device's MAC: 02 and the first five bytes of sha256("VNI/INDEX//vxlan").
+    digest = hashlib.sha256(b'4242/11//vxlan').hexdigest()
+    device_mac = ':'.join(['02'] + [digest[i:i + 2] for i in range(0, 10, 2)])
     assert plans[0]['vxlan'] == {'name': 'vx-ov1', 'vni': 4242, 'local': '198.18.0.11', 'bridge': 'ov-ov1',
-                                 'port': 4789}
+                                 'port': 4789, 'mac': device_mac}
+    assert plans[0]['report']['device_mac'] == device_mac
 
 
 @pytest.mark.parametrize('settings, members, fragment', [
@@ -308,7 +313,7 @@ def test_overlay_refuses_before_any_change(settings, info, fragments):
 def test_overlay_local_ip_alone_finds_its_device_and_numbers_from_strings():
     plan = overlay_plan(dict(OVERLAY, vni='4243', port='4790', mtu='1400'))
     assert plan['vxlan'] == {'name': 'vx-ov1', 'vni': 4243, 'local': '198.18.0.11', 'bridge': 'ov-ov1',
-                             'port': 4790, 'dev': 'eth0', 'mtu': 1400}
+                             'port': 4790, 'dev': 'eth0', 'mtu': 1400, 'mac': plan['report']['device_mac']}
 
 
 def test_overlay_endpoints_from_the_settings_win_over_host_vars():
