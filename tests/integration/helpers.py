@@ -166,9 +166,16 @@ _VOLATILE_LINK_KEYS = ('stats', 'stats64', 'operstate', 'linkinfo_xstats', 'carr
                        'valid_life_time', 'preferred_life_time', 'tentative')
 
 
+# Carrier flags follow the peer's state on the kernel's own timing (link
+# changes are batched for up to a second): a veth whose peer just came up
+# shows NO-CARRIER, then LOWER_UP. The administrative UP flag stays.
+_CARRIER_FLAGS = ('NO-CARRIER', 'LOWER_UP', 'M-DOWN')
+
+
 def _drop_volatile(entry):
     if isinstance(entry, dict):
-        return dict((k, _drop_volatile(v)) for k, v in entry.items() if k not in _VOLATILE_LINK_KEYS)
+        return dict((k, [f for f in v if f not in _CARRIER_FLAGS] if k == 'flags' and isinstance(v, list)
+                     else _drop_volatile(v)) for k, v in entry.items() if k not in _VOLATILE_LINK_KEYS)
     if isinstance(entry, list):
         return [_drop_volatile(v) for v in entry]
     return entry
