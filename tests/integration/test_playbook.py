@@ -62,10 +62,9 @@ def test_group_default_state_reaches_resource_modules_only():
     assert link('md-br1', details=True)['linkinfo']['info_kind'] == 'bridge'
 
 
-def test_site_report_shows_another_firewalls_forward_drop_policy(tmp_path):
-    """playbooks/report.yml (the lab's report, scripts/run.sh) prints the
-    chain of another table whose forward policy drops published traffic."""
-    import json
+def report_segment(tmp_path):
+    """Two endpoints on a bridge, made by the modules, and an inventory that
+    makes this host a bridge host for playbooks/report.yml."""
     run_module('netns', config=[{'name': 'pr-a'}, {'name': 'pr-b'}])
     run_module('bridge', config=[{'name': 'pr-br0', 'addresses': ['198.51.100.1/24']}])
     run_module('veth', config=[{'name': 'pr-%s-h' % n, 'bridge': 'pr-br0',
@@ -75,6 +74,14 @@ def test_site_report_shows_another_firewalls_forward_drop_policy(tmp_path):
     inventory.write_text('all:\n  children:\n    bridge_hosts:\n      hosts:\n        localhost:\n'
                          '          ansible_connection: local\n'
                          '          ansible_python_interpreter: %s\n' % sys.executable)
+    return inventory
+
+
+def test_site_report_shows_another_firewalls_forward_drop_policy(tmp_path):
+    """playbooks/report.yml (the lab's report, scripts/run.sh) prints the
+    chain of another table whose forward policy drops published traffic."""
+    import json
+    inventory = report_segment(tmp_path)
     facts = tmp_path / 'facts.json'
     facts.write_text(json.dumps({'bridge_network_result': [{
         'name': 'web', 'bridge': 'pr-br0', 'subnets': ['198.51.100.0/24'], 'gateways': ['198.51.100.1'],
@@ -105,15 +112,7 @@ def test_site_report_fails_when_a_name_does_not_resolve(tmp_path):
     whose facts say it has a resolver, while none answers, fails the report,
     which still shows every line (the probes by address pass)."""
     import json
-    run_module('netns', config=[{'name': 'pr-a'}, {'name': 'pr-b'}])
-    run_module('bridge', config=[{'name': 'pr-br0', 'addresses': ['198.51.100.1/24']}])
-    run_module('veth', config=[{'name': 'pr-%s-h' % n, 'bridge': 'pr-br0',
-                                'peer': {'name': 'eth0', 'netns': 'pr-%s' % n, 'addresses': ['198.51.100.%d/24' % i]}}
-                               for n, i in (('a', 10), ('b', 11))])
-    inventory = tmp_path / 'inventory.yml'
-    inventory.write_text('all:\n  children:\n    bridge_hosts:\n      hosts:\n        localhost:\n'
-                         '          ansible_connection: local\n'
-                         '          ansible_python_interpreter: %s\n' % sys.executable)
+    inventory = report_segment(tmp_path)
     facts = tmp_path / 'facts.json'
     facts.write_text(json.dumps({'bridge_network_result': [{
         'name': 'web', 'bridge': 'pr-br0', 'subnets': ['198.51.100.0/24'], 'gateways': ['198.51.100.1'],
