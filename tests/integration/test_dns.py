@@ -70,7 +70,11 @@ def dirs(etc_overlay):
 
 @pytest.fixture
 def upstream(dirs):
-    """Another resolver, in a namespace of its own, that serves one external name."""
+    """Another resolver, in a namespace of its own, that serves one external
+    name and, like any real resolver, says NXDOMAIN for every other one
+    (without `--address=/#/` it has no servers and refuses; a network's
+    resolver that only hears refusals can leave a client waiting its full
+    timeout per search domain)."""
     sh('ip', 'netns', 'add', 'hn-up')
     sh('ip', 'link', 'add', 'hn-up0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', 'hn-up')
     sh('ip', 'addr', 'add', '198.18.7.1/30', 'dev', 'hn-up0')
@@ -79,7 +83,8 @@ def upstream(dirs):
     sh('ip', 'link', 'set', 'eth0', 'up', netns='hn-up')
     pidfile = os.path.join(os.path.dirname(dirs['bridge_network_dns_run_dir']), 'upstream.pid')
     sh('ip', 'netns', 'exec', 'hn-up', '/usr/sbin/dnsmasq', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
-       '--bind-interfaces', '--listen-address=' + UPSTREAM, '--address=/%s/%s' % EXTERNAL, '--pid-file=' + pidfile)
+       '--bind-interfaces', '--listen-address=' + UPSTREAM, '--address=/%s/%s' % EXTERNAL, '--address=/#/',
+       '--pid-file=' + pidfile)
     try:
         yield UPSTREAM
     finally:
