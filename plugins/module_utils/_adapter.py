@@ -21,7 +21,8 @@ from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     NamespaceNotFound,
 )
 
-__all__ = ['CallContext', 'RUN_ARGS', 'STATE_ARG', 'run_resource_module', 'run_info_module', 'run_probe_module']
+__all__ = ['CallContext', 'RUN_ARGS', 'STATE_ARG', 'run_resource_module', 'run_info_module', 'run_probe_module',
+           'run_network_module']
 
 STATE_ARG = dict(type='str', default='merged', choices=list(STATES))
 # Options every resource module shares besides state (doc fragment: resource).
@@ -122,6 +123,59 @@ def run_resource_module(module, kind_class):
     if module._diff and result.gathered is None:
         out['diff'] = result.diff()
     module.exit_json(**out)
+
+
+def run_network_module(module):
+    """The network module: plan and apply a host's bridge networks in one call."""
+    _require_pyroute2(module)
+    from ansible_collections.hostnet.provision.plugins.module_utils import _dns, _network
+    from ansible_collections.hostnet.provision.plugins.module_utils._lock import host_lock
+    from ansible_collections.hostnet.provision.plugins.module_utils._netlink import Kernel
+    from ansible_collections.hostnet.provision.plugins.module_utils._topology import PlanError
+
+    params = module.params
+    ctx = CallContext(check_mode=module.check_mode, warn=module.warn)
+    dns_paths = dict((key, params['dns_%s' % key] if key != 'dnsmasq' else params['dnsmasq']) for key in _dns.DEFAULTS)
+    try:
+        with host_lock(params.get('lock_timeout')), Kernel() as kernel:
+            out = _network.converge(
+                kernel, ctx, params['networks'], _normalizer(module), bridge_prefix=params['bridge_prefix'],
+                veth_prefix=params['veth_prefix'], policy=params['policy'], purge=params['purge'],
+                forwarding=params['forwarding'], sysctl_file=params['sysctl_file'], dns_paths=dns_paths,
+                record=params.get('record'), diff=module._diff)
+        ctx.summarize()
+    except PlanError as err:
+        module.fail_json(msg=str(err), changed=False)
+    except ApplyError as err:
+        module.fail_json(msg=str(err), changed=bool(err.done), resource=err.resource, field=err.field,
+                         value=err.value, commands=err.done, rolled_back=err.rolled_back)
+    except HostnetError as err:
+        module.fail_json(msg=str(err), changed=False, resource=err.resource, field=err.field, value=err.value)
+    module.exit_json(**out)
+
+
+def _normalizer(module):
+    """``normalize(kind, config)`` for _network: each single-purpose module's
+    own argument spec applied to the entries derived for it."""
+    import copy
+
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    from ansible_collections.hostnet.provision.plugins.module_utils import _specs
+
+    specs = {'netns': _specs.NETNS, 'bridge': _specs.BRIDGE, 'veth': _specs.VETH, 'portmap': _specs.PORTMAP,
+             'dns': _specs.DNS}
+
+    def normalize(kind, config):
+        spec = {'config': dict(type='list', elements='dict', default=[], options=copy.deepcopy(specs[kind]))}
+        result = ArgumentSpecValidator(spec).validate({'config': config})
+        if result.error_messages:
+            # Entries the planner derived that the module would refuse: a bug
+            # of the planner, said as such rather than applied half-checked.
+            raise HostnetError('%s entries derived for the %s module are invalid: %s'
+                               % (len(config), kind, '; '.join(result.error_messages)), field=kind)
+        return result.validated_parameters['config']
+    return normalize
 
 
 def _kind_name(kind):

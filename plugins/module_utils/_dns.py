@@ -444,13 +444,24 @@ def _signal(pid, sig):
             raise HostnetError('cannot signal resolver %d: %s' % (pid, err.strerror))
 
 
+def _exited(pid):
+    """The process is gone, or a zombie its parent has not reaped yet."""
+    try:
+        with open('/proc/%d/stat' % pid) as fh:
+            return fh.read().rsplit(')', 1)[1].split()[0] in ('Z', 'X')
+    except (OSError, IndexError):
+        return True
+
+
 def _stop(paths, name):
     pid = running_pid(paths, name)
     if pid is None:
         return
     _signal(pid, signal.SIGTERM)
-    if not _wait(lambda: not os.path.exists('/proc/%d' % pid) or running_pid(paths, name) is None):
+    # dnsmasq removes its pidfile before it exits: wait for the process.
+    if not _wait(lambda: _exited(pid)):
         _signal(pid, signal.SIGKILL)
+        _wait(lambda: _exited(pid))
     try:
         os.unlink(_path(paths, 'run_dir', name + '.pid'))
     except FileNotFoundError:

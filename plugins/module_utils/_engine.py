@@ -226,8 +226,12 @@ def gather(kind, keys=None, scope=None):
     return [public(c) for c in (kind.current(k) for k in _sorted_keys(keys)) if c is not None]
 
 
-def reconcile(kind, config, state, ctx):
-    """Run the whole loop for one module call; return a Result."""
+def reconcile(kind, config, state, ctx, done=None):
+    """Run the whole loop for one module call; return a Result.
+
+    ``done``: the operations of earlier reconciles of the same call (a
+    composite module runs several kinds one after another); a failure undoes
+    them too, so nothing of the call stays. It gains this call's operations."""
     if state not in STATES:
         raise HostnetError('state must be one of %s, got %r' % (', '.join(STATES), state),
                            field='state', value=state)
@@ -283,7 +287,7 @@ def reconcile(kind, config, state, ctx):
     # every operation of the call that ran (``done``). Final operations
     # (and what follows them for their resource) run last, in plan order,
     # so that a failure anywhere else finds them not yet made.
-    done = []
+    done = [] if done is None else done
     # Ops without text only repair kernel side effects of the ones with text.
     plan = [(key, before, after, ops) for key, before, after, ops in plan if any(op.text for op in ops)]
     now, last = [], []

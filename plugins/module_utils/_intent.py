@@ -221,6 +221,17 @@ def sweep(kernel):
     namespaces the run read (deleted with a namespace, or by hand). Only
     complete records (with an index); intents are the recovery's."""
     _load()
+    # Namespaces the run read that are gone now (deleted by it, or by the
+    # undo of a failed call): their marker and records go too.
+    gone = getattr(kernel, 'namespaces_forgotten', list)()
+    for spec, ident in gone:
+        if kernel.exists(spec) and _nsfs.namespace_id(spec) == ident:
+            continue  # still there (its deletion was undone by keeping it)
+        if (ident[0], ident[1]) in _Cache.recorded:
+            _unlink(os.path.join(LINKS_DIR, _RECORDED % (ident[0], ident[1])))
+            _Cache.recorded.discard((ident[0], ident[1]))
+        for key in [k for k, data in _Cache.records.items() if (k[0], k[1]) == ident[:2] and 'index' in data]:
+            _drop(key)
     if not _Cache.records:
         return
     by_ns = {}

@@ -273,6 +273,8 @@ class Kernel:
         self._generation = 0
         # Bumped by every write that may delete, move or renumber a link.
         self._index_generation = 0
+        # Identities of the namespaces this run read and then saw deleted.
+        self._forgotten = []
 
     def __enter__(self):
         return self
@@ -331,6 +333,10 @@ class Kernel:
     def forget(self, spec):
         """Drop a session (its namespace is about to go away)."""
         ns = self._ns.pop(self._key(spec), None)
+        if ns is not None and ns.fd is not None:
+            ident = _nsfs.namespace_id('/proc/self/fd/%d' % ns.fd)
+            if ident is not None:
+                self._forgotten.append((spec, ident))
         # Links die with their namespace (and veth peers elsewhere with them).
         self._index_generation += 1
         if ns is not None:
@@ -602,6 +608,11 @@ class Kernel:
                 raise
         for name in names:
             _intent.forget(spec, name, index)
+
+    def namespaces_forgotten(self):
+        """(spec, namespace identity) of the namespaces this run read and
+        dropped because they were being deleted."""
+        return list(self._forgotten)
 
     def namespaces_read(self):
         """(spec, namespace identity) of every namespace this run opened."""

@@ -804,7 +804,11 @@ def _derive(nets, ports, facts, veth_prefix, exceptions=None):
         if net['state'] == 'absent':
             out['bridges_absent'].append({'name': net['bridge']})
         else:
-            bridge = {'name': net['bridge'],
+            # A MAC of its own: a bridge without one takes its lowest port's,
+            # so an endpoint joining or leaving would change the gateway's MAC
+            # under every endpoint's neighbour cache (traffic to the gateway,
+            # its resolver included, lost until they re-resolve it).
+            bridge = {'name': net['bridge'], 'mac': bridge_mac(net['bridge']),
                       'addresses': ['%s/%d' % (s['gateway'], s['net'].prefixlen) for s in net['subnets']]}
             for field in ('mtu', 'masquerade', 'icc', 'isolated', 'host_access'):
                 if net.get(field) is not None:
@@ -1034,6 +1038,13 @@ def _block(subnet, bits, index):
 # The name overlay_mac takes for a host's VXLAN device: no endpoint can have
 # it (a namespace name has no "/").
 OVERLAY_DEVICE = '/vxlan'
+
+
+def bridge_mac(name):
+    """The MAC of a bridge network's bridge: derived from its name (stable
+    across runs and hosts), locally administered, unicast."""
+    digest = hashlib.sha256(('bridge/%s' % name).encode('utf-8')).digest()
+    return ':'.join('%02x' % octet for octet in (0x02,) + tuple(bytearray(digest[:5])))
 
 
 def overlay_mac(vni, index, name=''):

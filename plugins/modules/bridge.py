@@ -319,6 +319,7 @@ import functools
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _specs
 from ansible_collections.hostnet.provision.plugins.module_utils._adapter import RUN_ARGS, STATE_ARG, run_resource_module
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import BridgeKind
 
@@ -326,29 +327,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge imp
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            config=dict(type='list', elements='dict', default=[], options=dict(
-                name=dict(type='str', required=True),
-                allow_route_overlap=dict(type='bool', default=False),
-                netns=dict(type='str'),
-                addresses=dict(type='list', elements='str'),
-                mtu=dict(type='int'),
-                mac=dict(type='str'),
-                stp=dict(type='bool'),
-                forward_delay=dict(type='int'),
-                vlan_filtering=dict(type='bool'),
-                masquerade=dict(type='bool'),
-                icc=dict(type='bool'),
-                isolated=dict(type='bool'),
-                host_access=dict(type='bool'),
-                dns_access=dict(type='bool'),
-                reach=dict(type='list', elements='str'),
-                allow=dict(type='list', elements='dict', options=dict(
-                    name=dict(type='str', required=True),
-                    to=dict(type='str', required=True),
-                    protocol=dict(type='str', choices=['tcp', 'udp', 'sctp', 'icmp']),
-                    ports=dict(type='list', elements='raw'),
-                )),
-            )),
+            config=dict(type='list', elements='dict', default=[], options=_specs.BRIDGE),
             state=STATE_ARG,
             **RUN_ARGS,
             enable_forwarding=dict(type='bool', default=False),

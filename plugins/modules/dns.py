@@ -208,34 +208,14 @@ supervisor:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostnet.provision.plugins.module_utils import _dns
+from ansible_collections.hostnet.provision.plugins.module_utils import _dns, _specs
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import HostnetError
-
-_HOSTS = dict(type='list', elements='dict', default=[], options=dict(
-    address=dict(type='str', required=True), names=dict(type='list', elements='str', required=True)))
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            config=dict(type='list', elements='dict', required=True, options=dict(
-                name=dict(type='str', required=True),
-                state=dict(type='str', choices=['present', 'absent'], default='present'),
-                resolver=dict(type='bool', default=True),
-                listen=dict(type='list', elements='str', default=[]),
-                domain=dict(type='str'),
-                upstreams=dict(type='list', elements='str', default=[]),
-                resolv_file=dict(type='path', default='/etc/resolv.conf'),
-                hosts=_HOSTS,
-                endpoints=dict(type='list', elements='dict', default=[], options=dict(
-                    netns=dict(type='str', required=True),
-                    nameservers=dict(type='list', elements='str', default=[]),
-                    search=dict(type='list', elements='str', default=[]),
-                    options=dict(type='list', elements='str', default=[]),
-                    hosts=_HOSTS,
-                    keep=dict(type='bool', default=False),
-                )),
-            )),
+            config=dict(type='list', elements='dict', required=True, options=_specs.DNS),
             supervisor=dict(type='str', choices=list(_dns.SUPERVISORS), default=_dns.DEFAULTS['supervisor']),
             config_dir=dict(type='path', default=_dns.DEFAULTS['config_dir']),
             netns_dir=dict(type='path', default=_dns.DEFAULTS['netns_dir']),

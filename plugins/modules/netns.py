@@ -119,6 +119,7 @@ gathered:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _specs
 from ansible_collections.hostnet.provision.plugins.module_utils._adapter import RUN_ARGS, STATE_ARG, run_resource_module
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_netns import NetnsKind
 
@@ -126,11 +127,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._kind_netns impo
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            config=dict(type='list', elements='dict', default=[], options=dict(
-                name=dict(type='str', required=True),
-                pid=dict(type='int'),
-                sysctls=dict(type='dict'),
-            )),
+            config=dict(type='list', elements='dict', default=[], options=_specs.NETNS),
             state=STATE_ARG,
             **RUN_ARGS,
         ),

@@ -273,6 +273,7 @@ import functools
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _specs
 from ansible_collections.hostnet.provision.plugins.module_utils._adapter import RUN_ARGS, STATE_ARG, run_resource_module
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_portmap import PortmapKind
 
@@ -280,22 +281,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._kind_portmap im
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            config=dict(type='list', elements='dict', default=[], options=dict(
-                protocol=dict(type='str', default='tcp', choices=['tcp', 'udp', 'sctp']),
-                host_port=dict(type='raw', required=True),
-                host_ip=dict(type='str'),
-                destination=dict(type='str'),
-                destination6=dict(type='str'),
-                port=dict(type='int'),
-                netns=dict(type='str'),
-                bridge=dict(type='dict', options=dict(
-                    name=dict(type='str', required=True),
-                    ports=dict(type='list', elements='str', default=[]),
-                )),
-                assigned_port=dict(type='int'),
-                allow_listening=dict(type='bool', default=False),
-                allow_foreign_dnat=dict(type='bool', default=False),
-            )),
+            config=dict(type='list', elements='dict', default=[], options=_specs.PORTMAP),
             state=STATE_ARG,
             **RUN_ARGS,
             enable_forwarding=dict(type='bool', default=False),

@@ -216,6 +216,7 @@ gathered:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hostnet.provision.plugins.module_utils import _specs
 from ansible_collections.hostnet.provision.plugins.module_utils._adapter import RUN_ARGS, STATE_ARG, run_resource_module
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_veth import VethKind
 
@@ -223,30 +224,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._kind_veth impor
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            config=dict(type='list', elements='dict', default=[], options=dict(
-                name=dict(type='str', required=True),
-                allow_route_overlap=dict(type='bool', default=False),
-                netns=dict(type='str'),
-                mtu=dict(type='int'),
-                mac=dict(type='str'),
-                addresses=dict(type='list', elements='str'),
-                bridge=dict(type='str'),
-                bridge_icc=dict(type='bool'),
-                peer=dict(type='dict', options=dict(
-                    name=dict(type='str', required=True),
-                    netns=dict(type='str'),
-                    mtu=dict(type='int'),
-                    mac=dict(type='str'),
-                    addresses=dict(type='list', elements='str'),
-                    gateway=dict(type='list', elements='str'),
-                    bridge=dict(type='str'),
-                    routes=dict(type='list', elements='dict', options=dict(
-                        dest=dict(type='str', required=True),
-                        via=dict(type='str'),
-                        metric=dict(type='int'),
-                    )),
-                )),
-            )),
+            config=dict(type='list', elements='dict', default=[], options=_specs.VETH),
             state=STATE_ARG,
             **RUN_ARGS,
         ),

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.playbook
 
 UPSTREAM = '198.18.7.2'
 EXTERNAL = ('www.ext.example', '203.0.113.77')
-DNS_TASK = "Name resolvers of the networks (dns) and their endpoints' resolver files"
+NETWORK_TASK = "Networks, endpoints, published ports and resolvers"
 
 
 @pytest.fixture(scope='module')
@@ -104,7 +104,12 @@ def _pid(pidfile):
 
 
 def _alive(pid):
-    return os.path.exists('/proc/%d' % pid)
+    """Running: a zombie (exited, not reaped yet by its parent) is not."""
+    try:
+        with open('/proc/%d/stat' % pid) as fh:
+            return fh.read().rsplit(')', 1)[1].split()[0] not in ('Z', 'X')
+    except OSError:
+        return False
 
 
 def _kill(pidfile):
@@ -181,7 +186,11 @@ def run(tmp_path, variables, check=False):
 
 
 def dns_task(tasks):
-    return [t for t in tasks if t['task'].endswith(DNS_TASK)][0]
+    """The resolvers' step of the role's network task: its operations, and
+    whether it changed anything."""
+    task = [t for t in tasks if t['task'].endswith(NETWORK_TASK)][0]
+    commands = (task['dns'] or {}).get('commands') or []
+    return {'commands': commands, 'changed': bool(commands)}
 
 
 def test_names_resolve_inside_a_network_only(tmp_path, dirs, upstream):

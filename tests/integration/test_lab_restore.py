@@ -88,8 +88,8 @@ def test_site_comes_back_after_a_reboot_without_a_play(lab_dir):
     # systemd units that start at boot), and every check holds.
     recap, out = site(lab_dir)
     assert recap == {'lab1': 1, 'lab2': 1, 'lab3': 0}, out[-3000:]
-    assert changed_tasks(out) == ["hostnet.provision.bridge_network : Name resolvers of the networks (dns) and their "
-                                  "endpoints' resolver files"], out[-3000:]
+    assert changed_tasks(out) == ["hostnet.provision.bridge_network : Networks, endpoints, published ports and "
+                                  "resolvers"], out[-3000:]
     assert len(re.findall(r'reachability \(real packets\): (\d+) of \1 as expected', out)) == 3, out[-3000:]
     # Names, from inside the endpoints: the own network's (and an alias) over
     # IPv4 and IPv6, reachable by name; another network's or tenant's not at all.

@@ -51,6 +51,12 @@ def hostile_defaults(state):
     defaults['hostnet.provision.dns'] = {
         'config': [], 'supervisor': 'systemd', 'config_dir': '/nonexistent/md/dns', 'netns_dir': '/nonexistent/md/netns',
         'run_dir': '/nonexistent/md/run', 'dnsmasq': '/nonexistent/md/dnsmasq'}
+    defaults['hostnet.provision.network'] = {
+        'networks': [{'name': 'md-evil', 'subnet': '198.18.98.0/24', 'endpoints': [{'name': 'md-evil3'}]}],
+        'bridge_prefix': 'md-', 'veth_prefix': 'mx', 'policy': {'isolated': True, 'host_access': False, 'icc': False},
+        'purge': True, 'forwarding': False, 'sysctl_file': '/nonexistent/md/sysctl.conf', 'dns_supervisor': 'systemd',
+        'dns_config_dir': '/nonexistent/md/dns', 'dns_netns_dir': '/nonexistent/md/netns',
+        'dns_run_dir': '/nonexistent/md/run', 'dnsmasq': '/nonexistent/md/dnsmasq'}
     defaults['hostnet.provision.net_info'] = {'netns': ['md-nowhere'], 'gather': ['namespaces'],
                                               'process_namespaces': True}
     defaults['hostnet.provision.reachability'] = {'checks': [{'to': '198.18.99.99', 'expect': True}], 'timeout': 0.1}

@@ -192,4 +192,4 @@ def test_a_refusal_is_shown_once_without_templating_prefix(tmp_path):
     # Ansible's own error block repeats the result's message, once.
     assert output.count(problem) <= 2, output[-3000:]
     assert 'Finalization of task args' not in output and 'filter plugin' not in output, output[-3000:]
-    assert 'Refuse the networks, nothing changed' in output
+    assert 'Networks, endpoints, published ports and resolvers' in output

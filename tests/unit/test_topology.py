@@ -11,7 +11,7 @@ import tracemalloc
 
 import pytest
 
-from ansible_collections.hostnet.provision.plugins.module_utils._topology import PlanError, derived_name, plan_networks
+from ansible_collections.hostnet.provision.plugins.module_utils._topology import PlanError, bridge_mac, derived_name, plan_networks
 
 WEB = {'name': 'web', 'subnet': '198.51.100.0/24', 'endpoints': [{'name': 'w1'}, {'name': 'w2'}]}
 
@@ -22,7 +22,11 @@ def facts(routes=(), veths=(), bridges=()):
 
 def test_addresses_are_lowest_free_and_gateway_is_first_host():
     plan = plan_networks([WEB])
-    assert plan['bridges'] == [{'name': 'br-web', 'addresses': ['198.51.100.1/24']}]
+    assert plan['bridges'] == [{'name': 'br-web', 'addresses': ['198.51.100.1/24'], 'mac': bridge_mac('br-web')}]
+    # Its own MAC, stable and locally administered: the gateway's MAC does
+    # not follow the ports that join and leave.
+    assert bridge_mac('br-web') == bridge_mac('br-web') != bridge_mac('br-db')
+    assert int(bridge_mac('br-web').split(':')[0], 16) & 3 == 2
     assert [v['peer']['addresses'] for v in plan['veths']] == [['198.51.100.2/24'], ['198.51.100.3/24']]
     assert plan['veths'][0] == {'name': 'veweb-w1', 'bridge': 'br-web', 'peer': {
         'name': 'eth0', 'netns': 'w1', 'addresses': ['198.51.100.2/24'], 'gateway': ['198.51.100.1']}}
