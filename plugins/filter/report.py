@@ -121,6 +121,7 @@ def report_lookups(bridge_networks=None, tenants=None):
             for version in versions:
                 lookups.append({'from': src['name'], 'name': name, 'family': 'ipv%d' % version,
                                 'expect': _addresses(ep, version), 'reach': net.get('icc', True) or ep is src,
+                                'reach_label': '%s %s: %s' % (kind, net['name'], src['name']),
                                 'label': '%s %s: %s resolves %s (IPv%d)' % (kind, net['name'], src['name'],
                                                                             name, version)})
         for other_kind, other in named:

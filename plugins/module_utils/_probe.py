@@ -462,6 +462,9 @@ def validate_lookups(lookups):
         reach = item.get('reach')
         if reach is not None and not isinstance(reach, bool):
             raise ValidationError('%s: reach %r must be true or false' % (res, reach), res, 'reach', reach)
+        for field in ('label', 'reach_label'):
+            if item.get(field) is not None and not isinstance(item[field], str):
+                raise ValidationError('%s: %s %r must be text' % (res, field, item[field]), res, field, item[field])
         entry = dict(item)
         entry['family'] = family
         if expect is not None:
@@ -650,5 +653,6 @@ def name_checks(names):
             continue
         for address in n['addresses']:
             checks.append({'from': n.get('from'), 'to': address, 'expect': n['reach'],
-                           'label': '%s -> %s' % (n.get('label') or '%s by name' % n['name'], address)})
+                           'label': '%s -> %s by name (%s)' % (n.get('reach_label') or n.get('from') or 'host',
+                                                               n['name'], address)})
     return checks

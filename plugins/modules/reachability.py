@@ -137,8 +137,11 @@ options:
           - If set, each address the name resolved to is also probed with an ICMP check from the same namespace,
             expecting this (V(true) reachable, V(false) blocked). A name is as reachable as its address.
           - Not done for a lookup that missed its O(lookups[].expect).
-          - The check's label is the lookup's label followed by C(-> ADDRESS).
+          - The check is labelled C(SOURCE -> NAME by name (ADDRESS)), SOURCE being O(lookups[].reach_label).
         type: bool
+      reach_label:
+        description: How the checks of O(lookups[].reach) name their source; default O(lookups[].from) (or C(host)).
+        type: str
       label:
         description: Free text copied to the result.
         type: str
@@ -274,6 +277,7 @@ def main():
                 'family': dict(type='str', choices=['ipv4', 'ipv6'], default='ipv4'),
                 'expect': dict(type='list', elements='str'),
                 'reach': dict(type='bool'),
+                'reach_label': dict(type='str'),
                 'label': dict(type='str'),
             }),
             timeout=dict(type='float', default=1.0),

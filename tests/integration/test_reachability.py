@@ -359,7 +359,8 @@ def test_lookups_resolve_inside_the_namespace_from_a_real_resolver(resolver):
     assert names[4]['server'] == '198.51.100.1'   # after 198.51.100.10 refused (ICMP port unreachable)
     assert getent('rp-a', 'ipv4', 'rp-b') == names[0]['addresses']
     assert getent('rp-a', 'ipv6', 'api') == names[1]['addresses']
-    assert [(r['label'], r['result']) for r in result['results']] == [('rp-b by name -> 198.51.100.11', 'reachable')]
+    assert [(r['label'], r['result']) for r in result['results']] == [
+        ('rp-a -> rp-b by name (198.51.100.11)', 'reachable')]
 
     failed = run_module('reachability', fail=True, timeout=1, lookups=[
         {'from': 'rp-a', 'name': 'rp-b', 'expect': ['198.51.100.12'], 'label': 'wrong address'}])

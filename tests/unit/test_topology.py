@@ -524,6 +524,7 @@ def test_the_report_looks_up_names_of_its_own_network_only_and_fails_on_a_mismat
     checks = [(c['from'], c['to'], c['expect']) for c in name_checks(results)]
     assert checks == [('a', '198.51.100.3', True), ('a', '2001:db8:100::3', True), ('a', '198.51.100.3', True),
                       ('a', '2001:db8:100::3', True), ('c', '198.51.100.131', False)]
+    assert name_checks(results)[1]['label'] == 'network web: a -> b by name (2001:db8:100::3)'
     # The module probed them: the report adds no probes of its own for such names.
     assert not [c for c in report_checks(report, names=names) if 'by name' in c['label']]
     lines = report_lines('h1', bridge_networks=report, names=names)
