@@ -194,7 +194,7 @@ def plot(records, path):
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=impl, color=IMPL_COLORS[impl])
             ax.set_title('%s - %s' % (WORKLOAD_TITLES[workload].split(' (')[0], phase), fontsize=9)
             ax.set_xlabel({'bridge_network': 'endpoints N', 'tenant_networks': 'tenants T',
-                           'vxlan': 'peers P'}[workload])
+                           'vxlan': 'peers P', 'report': 'endpoints N'}[workload])
             ax.set_ylabel('seconds')
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7)

@@ -148,6 +148,7 @@ class _IcmpSocket:
                 probe = self.waiting.get(struct.unpack('!HH', data[4:8]))
                 if probe is not None and ipaddress.ip_address(peer[0].split('%')[0]) == probe.address:
                     decided.append((probe, _Outcome(REACHABLE, 'echo reply')))
+                    self.waiting.pop(probe.key, None)
             elif kind in ((3, 13) if self.version == 4 else (1,)):
                 # Destination unreachable (or administratively prohibited):
                 # the network's answer, about the echo request it quotes.
@@ -162,8 +163,7 @@ class _IcmpSocket:
                         code = data[1]
                         prohibited = (kind == 3 and code in (9, 10, 13)) or (kind == 1 and code == 1)
                         decided.append((probe, _Outcome(BLOCKED, 'prohibited' if prohibited else 'unreachable')))
-            for probe, _outcome in decided:
-                self.waiting.pop(probe.key, None)
+                        self.waiting.pop(probe.key, None)
 
     def close(self):
         self.sock.close()
@@ -177,8 +177,9 @@ class _Probe:
         self.check = check
         self.address = ipaddress.ip_address(check['to'])
         self.deadline = deadline
-        self.sock = None  # TCP: its own socket
-        self.key = None   # ICMP: (ident, seq) on the shared socket
+        self.sock = None    # TCP: its own socket
+        self.key = None     # ICMP: (ident, seq) on the shared socket
+        self.shared = None  # ICMP: that socket
 
 
 def _start_tcp(probe):
@@ -320,7 +321,10 @@ def probe(checks, timeout=1.0):
     window = _window()
     icmp = {}      # (spec, version) -> _IcmpSocket
     flight = {}    # fd -> probe (TCP)
-    echoes = []    # probes waiting on a shared ICMP socket
+    # Probes in flight, in the order they started: with one timeout for all,
+    # that is also the order of their deadlines, so the first one of each
+    # is the next to expire and expired ones are taken from the front.
+    echoes = {}    # number -> probe waiting on a shared ICMP socket
     ident = os.getpid() & 0xffff
     selector = selectors.DefaultSelector()
     queue = list(enumerate(checks))
@@ -347,34 +351,39 @@ def probe(checks, timeout=1.0):
                             shared = icmp[(spec, probe.address.version)] = _IcmpSocket(spec, probe.address.version)
                             selector.register(shared.sock, selectors.EVENT_READ, shared)
                         probe.key = ((ident + (number >> 16)) & 0xffff, (number & 0xffff) or 0x10000 - 1)
+                        probe.shared = shared
                         shared.send(probe, *probe.key)
-                        echoes.append(probe)
+                        echoes[number] = probe
                 except _Outcome as outcome:
                     outcomes[number] = outcome
-            now = time.monotonic()
-            pending = list(flight.values()) + echoes
-            if not pending:
+            firsts = [next(iter(d.values())) for d in (flight, echoes) if d]
+            if not firsts:
                 continue
-            left = max(0.0, min(p.deadline for p in pending) - now)
+            left = max(0.0, min(p.deadline for p in firsts) - time.monotonic())
             for key, _events in selector.select(left):
                 if isinstance(key.data, _IcmpSocket):
                     for probe, outcome in key.data.receive():
-                        if outcomes[probe.number] is None and probe in echoes:
+                        if outcomes[probe.number] is None and echoes.get(probe.number) is probe:
                             outcomes[probe.number] = outcome
-                            echoes.remove(probe)
+                            del echoes[probe.number]
                 else:
                     probe = key.data
                     outcomes[probe.number] = _finish_tcp(probe)
                     _drop_tcp(selector, flight, probe)
             now = time.monotonic()
-            for probe in [p for p in flight.values() if p.deadline <= now]:
+            while flight:
+                probe = next(iter(flight.values()))
+                if probe.deadline > now:
+                    break
                 outcomes[probe.number] = _Outcome(BLOCKED, 'timeout')
                 _drop_tcp(selector, flight, probe)
-            for probe in [p for p in echoes if p.deadline <= now]:
+            while echoes:
+                probe = next(iter(echoes.values()))
+                if probe.deadline > now:
+                    break
                 outcomes[probe.number] = _Outcome(BLOCKED, 'timeout')
-                echoes.remove(probe)
-                for shared in icmp.values():
-                    shared.waiting.pop(probe.key, None)
+                del echoes[probe.number]
+                probe.shared.waiting.pop(probe.key, None)
     finally:
         for probe in list(flight.values()):
             probe.sock.close()
