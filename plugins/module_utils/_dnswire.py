@@ -28,7 +28,7 @@ class WireError(ValueError):
 
 
 def _encode_name(name):
-    labels = [label for label in name.rstrip('.').split('.')]
+    labels = name.rstrip('.').split('.')
     out = b''
     for label in labels:
         raw = label.encode('idna') if label else b''
