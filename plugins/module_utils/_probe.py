@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import itertools
 import math
 import os
 import selectors
@@ -57,6 +58,7 @@ REACHABLE, BLOCKED, UNKNOWN = 'reachable', 'blocked', 'unknown'
 RESOLVED, NOT_FOUND = 'resolved', 'not found'
 # Probes in flight at once (sockets): bounded by the open-file limit too.
 MAX_IN_FLIGHT = 4096
+_RUNS = itertools.count(1)  # probe() runs of this process (see its echo identifier)
 
 # Socket errors that are the network's answer (blocked), by name.
 _BLOCKED_ERRORS = {
@@ -325,7 +327,11 @@ def probe(checks, timeout=1.0):
     # that is also the order of their deadlines, so the first one of each
     # is the next to expire and expired ones are taken from the front.
     echoes = {}    # number -> probe waiting on a shared ICMP socket
-    ident = os.getpid() & 0xffff
+    # The echo identifier: this process's, and another on each run, so that
+    # a run's echoes never join the conntrack entries of an earlier run of
+    # the same process (ICMP conntrack knows the identifier, not the
+    # sequence; an entry NATed under an old ruleset lives on for 30 s).
+    ident = (os.getpid() + 4099 * next(_RUNS)) & 0xffff
     selector = selectors.DefaultSelector()
     queue = list(enumerate(checks))
     queue.reverse()

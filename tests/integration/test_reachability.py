@@ -388,3 +388,29 @@ def test_lookups_are_validated_before_any_query():
                           ({'from': 'a/b', 'name': 'x'}, 'from')):
         failed = run_module('reachability', fail=True, timeout=0.5, lookups=[lookup])
         assert failed['field'] == field and 'names' not in failed, failed
+
+
+def test_egress_reaches_beyond_the_host_only_through_its_masquerade():
+    """What the report's egress probe expects, on the kernel: an outside
+    address that has no route back to the endpoints' subnet answers an
+    endpoint only while its bridge masquerades (the reply goes to the host's
+    address); with masquerade off the same probe is blocked, over IPv4 and
+    IPv6 alike."""
+    from ansible_collections.hostnet.provision.plugins.filter.report import report_checks
+    from traffic import BR0, OUTSIDE_V4, OUTSIDE_V6, build as build_host
+
+    build_host(endpoints=('ep-a',))
+    for flag in ('-4', '-6'):  # outside knows the uplink only, not the endpoints' subnets
+        subprocess.run(['ip', '-n', 'outside', flag, 'route', 'del', 'default'], check=True)
+    net = {'name': 'web', 'bridge': 'hn-br0', 'gateways': ['198.51.100.1', '2001:db8:100::1'],
+           'endpoints': [{'name': 'ep-a', 'addresses': ['198.51.100.10/24', '2001:db8:100::10/64']}]}
+    for masquerade in (True, False):
+        run_module('bridge', config=[dict(BR0, masquerade=masquerade)])
+        checks = [c for c in report_checks([dict(net, masquerade=masquerade)], egress_targets=[OUTSIDE_V4, OUTSIDE_V6])
+                  if 'beyond the host' in c['label']]
+        assert [(c['to'], c['expect']) for c in checks] == [(OUTSIDE_V4, masquerade), (OUTSIDE_V6, masquerade)]
+        # Each run's echoes have their own identifier, so the second round
+        # does not ride on the first round's NATed conntrack entries.
+        result = run_module('reachability', timeout=1, checks=checks)
+        assert [r['result'] for r in result['results']] == ['reachable' if masquerade else 'blocked'] * 2, result
+        assert result['unexpected'] == []
