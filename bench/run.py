@@ -28,11 +28,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hnbench import impls, measure, report, topology  # noqa: E402  pylint: disable=wrong-import-position
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
-FULL = {'bridge_network': [1, 10, 100, 1000], 'tenant_networks': [10, 50, 200], 'vxlan': [10, 100, 1000, 5000]}
-QUICK = {'bridge_network': [1, 10, 100], 'tenant_networks': [10], 'vxlan': [10, 100, 1000]}
+FULL = {'bridge_network': [1, 10, 100, 1000], 'tenant_networks': [10, 50, 200], 'vxlan': [10, 100, 1000, 5000],
+        'report': [10, 100]}
+QUICK = {'bridge_network': [1, 10, 100], 'tenant_networks': [10], 'vxlan': [10, 100, 1000], 'report': [10]}
 PHASES = {'bridge_network': ['converge', 'idempotent', 'change', 'teardown'],
           'tenant_networks': ['converge', 'idempotent', 'change', 'teardown'],
-          'vxlan': ['converge', 'idempotent', 'add1', 'rm1', 'teardown']}
+          'vxlan': ['converge', 'idempotent', 'add1', 'rm1', 'teardown'],
+          'report': ['converge', 'probe', 'teardown']}
+# Workloads only the collection has a column for (the probes of a report).
+OURS_ONLY = ('report',)
 ALL = ('converge', 'idempotent', 'change', 'add1', 'rm1', 'teardown')
 # The naive loop costs a third of a second or more per command: every phase at
 # the smallest scale, and at N=100 the first converge alone (the figure the
@@ -74,6 +78,8 @@ def spec_for(workload, scale, phase):
         return topology.bridge_network(scale, extra=0 if phase in ('converge', 'idempotent') else 1)
     if workload == 'tenant_networks':
         return topology.tenants(scale, extra=0 if phase in ('converge', 'idempotent') else 1)
+    if workload == 'report':
+        return topology.report(scale)
     spec = topology.vxlan(scale, extra=1 if phase == 'add1' else 0)
     if phase == 'rm1':
         spec['remove'] = topology.vxlan(scale, extra=1)['peers'][-1:]
@@ -114,7 +120,7 @@ def machine():
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--quick', action='store_true', help='small scales only (smoke test)')
-    parser.add_argument('--workloads', default='bridge_network,tenant_networks,vxlan')
+    parser.add_argument('--workloads', default='bridge_network,tenant_networks,vxlan,report')
     parser.add_argument('--impls', default='ours,floor,pyroute2,cni,naive')
     parser.add_argument('--scales', help='override, e.g. bridge_network=10,100;vxlan=5000')
     parser.add_argument('--out', default=os.path.join(BENCH, 'results'))
@@ -169,6 +175,8 @@ def main(argv=None):
         for workload in workloads:
             for scale in scales.get(workload, []):
                 for impl in order:
+                    if workload in OURS_ONLY and impl.name != 'ours':
+                        continue
                     phases = [p for p in PHASES[workload] if impl.supports(workload, scale, p)]
                     if not phases:
                         continue

@@ -105,6 +105,12 @@ class Ours:
         if workload == 'vxlan':
             extra = topology.role_vars(spec, 'absent' if phase == 'teardown' else 'present')
             playbook = 'vxlan.yml'
+        elif workload == 'report':
+            # The network through the role (converge, teardown); the probes
+            # through the reachability module in one task (probe).
+            extra = topology.role_vars(spec, 'absent' if phase == 'teardown' else 'present')
+            extra['bench_sysctl_file'] = SYSCTL_FILE
+            playbook = 'report.yml' if phase == 'probe' else 'bridge_network.yml'
         else:
             extra = topology.role_vars(spec, 'absent' if phase == 'teardown' else 'present')
             extra['bench_sysctl_file'] = SYSCTL_FILE

@@ -15,7 +15,8 @@ IMPL_COLORS = {'ours': 'tab:blue', 'floor': 'tab:orange', 'pyroute2': 'tab:green
                'naive': 'tab:purple'}
 WORKLOAD_TITLES = {'bridge_network': 'W1 bridge network (N endpoints, N/10 ports)',
                    'tenant_networks': 'W2 tenants (T tenants x 5 endpoints, isolated)',
-                   'vxlan': 'W3 VXLAN flood list (P peers)'}
+                   'vxlan': 'W3 VXLAN flood list (P peers)',
+                   'report': 'W4 report probes (N endpoints, icc off, N*(N-1) pairs)'}
 
 
 def _index(records):
@@ -79,7 +80,7 @@ def table(records, meta):
     return '\n'.join(lines) + '\n'
 
 
-_PHASES = ['converge', 'idempotent', 'change', 'add1', 'rm1', 'teardown']
+_PHASES = ['converge', 'idempotent', 'change', 'add1', 'rm1', 'probe', 'teardown']
 
 
 def _task_seconds(rec, action_words):
@@ -133,6 +134,14 @@ def targets(records):
             add('W3 P=%d adding one peer makes exactly one kernel change' % top3,
                 add1.get('ops') == 1 and events.get('fdb+', 0) == 1 and not events.get('fdb-'),
                 'module ops %s; FDB notifications seen: %s' % (add1.get('ops'), events))
+    w4 = sorted(set(r['scale'] for r in records if r['workload'] == 'report'))
+    if w4:
+        r4 = rec('report', w4[-1], 'probe')
+        if r4 and not r4['rc']:
+            task = _task_seconds(r4, ['Probe every pair'])
+            add('W4 N=%d: %d pair probes (icc off, all blocked) in <= 10 s (whole playbook)'
+                % (w4[-1], w4[-1] * (w4[-1] - 1)), r4['wall'] <= 10.0,
+                'whole playbook %.2f s, reachability task %s s' % (r4['wall'], task))
     mem = [max(r.get('module_rss_mb') or 0, r.get('rss_max_mb') or 0) for r in records
            if r['impl'] == 'ours' and not r['rc']]
     if mem:
@@ -185,7 +194,7 @@ def plot(records, path):
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=impl, color=IMPL_COLORS[impl])
             ax.set_title('%s - %s' % (WORKLOAD_TITLES[workload].split(' (')[0], phase), fontsize=9)
             ax.set_xlabel({'bridge_network': 'endpoints N', 'tenant_networks': 'tenants T',
-                           'vxlan': 'peers P'}[workload])
+                           'vxlan': 'peers P', 'report': 'endpoints N'}[workload])
             ax.set_ylabel('seconds')
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7)

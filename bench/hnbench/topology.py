@@ -42,6 +42,21 @@ def bridge_network(n, extra=0):
         'prefix': W1_SUBNET.prefixlen, 'endpoints': endpoints}]}
 
 
+def report(n):
+    """Workload 4: one bridge network of n endpoints with icc off (no
+    published ports), and every ordered pair of endpoints probed: n*(n-1)
+    ICMP checks that must all be blocked."""
+    spec = bridge_network(n)
+    spec['workload'] = 'report'
+    for net in spec['networks']:
+        net['icc'] = False
+        for ep in net['endpoints']:
+            ep['ports'] = []
+    eps = spec['networks'][0]['endpoints']
+    spec['checks'] = [{'from': a['name'], 'to': b['ip'], 'expect': False} for a in eps for b in eps if a is not b]
+    return spec
+
+
 def tenant_subnet(t):
     """The t-th /28 of 198.19.0.0/16 (5 endpoints and a gateway fit)."""
     return ipaddress.ip_network('%s/28' % (W2_BASE.network_address + 16 * t))
@@ -83,5 +98,11 @@ def role_vars(spec, state='present'):
             if ep['ports']:
                 entry['ports'] = ep['ports']
             eps.append(entry)
-        networks.append({'name': net['name'], 'subnet': net['subnet'], 'state': state, 'endpoints': eps})
-    return {'bench_networks': networks}
+        entry = {'name': net['name'], 'subnet': net['subnet'], 'state': state, 'endpoints': eps}
+        if net.get('icc') is False:
+            entry['icc'] = False
+        networks.append(entry)
+    out = {'bench_networks': networks}
+    if spec.get('checks'):
+        out['bench_checks'] = spec['checks']
+    return out

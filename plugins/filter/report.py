@@ -7,25 +7,80 @@ table a person can read at a glance."""
 from __future__ import annotations
 
 
-def _first_ip(endpoint):
+def _ips(endpoint):
     addresses = endpoint.get('addresses') or ([endpoint['address']] if endpoint.get('address') else [])
-    return addresses[0].split('/')[0] if addresses else None
+    return [a.split('/')[0] for a in addresses]
 
 
-def _network_checks(networks, kind):
+def _first_ip(endpoint):
+    ips = _ips(endpoint)
+    return ips[0] if ips else None
+
+
+def _version(address):
+    return 6 if ':' in address else 4
+
+
+def _reachable_from(endpoint, addresses):
+    """The addresses of the families the endpoint has an address of."""
+    versions = set(_version(a) for a in _ips(endpoint))
+    return [a for a in addresses if _version(a) in versions]
+
+
+def _egress_on(net, kind, configs):
+    """Whether a network masquerades its traffic out (egress): the result's
+    own field when it has one, else the role's input, else the roles'
+    default (on)."""
+    for field in ('masquerade', 'egress'):
+        if net.get(field) is not None:
+            return bool(net[field])
+    for given in (configs or {}).get(kind) or []:
+        if isinstance(given, dict) and given.get('name') == net['name']:
+            for field in ('masquerade', 'egress'):
+                if given.get(field) is not None:
+                    return bool(given[field])
+    return True
+
+
+def _network_checks(networks, kind, host_addresses=None, egress_targets=None, configs=None):
     checks = []
     present = [n for n in networks or [] if n.get('state', 'present') == 'present']
     for net in present:
         eps = net.get('endpoints') or []
+        gateways = net.get('gateways') or []
         for a in eps:
-            for gw in (net.get('gateways') or [])[:1]:
+            for gw in _reachable_from(a, gateways):
                 # The gateway is the host's own address: closed when host_access is off.
                 checks.append({'from': a['name'], 'to': gw, 'expect': net.get('host_access', True),
-                               'label': '%s %s: %s -> gateway' % (kind, net['name'], a['name'])})
+                               'label': '%s %s: %s -> gateway%s' % (kind, net['name'], a['name'],
+                                                                    ' (IPv6)' if ':' in gw else '')})
             for b in eps:
-                if a is not b and _first_ip(b):
-                    checks.append({'from': a['name'], 'to': _first_ip(b), 'expect': net.get('icc', True),
-                                   'label': '%s %s: %s -> %s' % (kind, net['name'], a['name'], b['name'])})
+                if a is b:
+                    continue
+                for address in _reachable_from(a, _ips(b)):
+                    checks.append({'from': a['name'], 'to': address, 'expect': net.get('icc', True),
+                                   'label': '%s %s: %s -> %s%s' % (kind, net['name'], a['name'], b['name'],
+                                                                   ' (IPv6)' if ':' in address else '')})
+        for ep in eps:
+            for port in ep.get('ports') or []:
+                if port.get('protocol', 'tcp') != 'tcp':
+                    continue  # a UDP port has no answer to wait for
+                specific = port.get('host_ip') not in (None, '', '0.0.0.0', '::')
+                targets = [port['host_ip']] if specific else (list(host_addresses or []) or gateways)
+                for address in _reachable_from(ep, targets):
+                    # From the host's namespace through its DNAT: a reset from
+                    # the endpoint (nothing listens) still proves the path.
+                    checks.append({'from': '', 'to': address, 'protocol': 'tcp', 'port': int(port['host_port']),
+                                   'reset_reaches': True, 'expect': True,
+                                   'label': '%s %s: host %s:%s -> %s:%s (published)' % (
+                                       kind, net['name'], address, port['host_port'], ep['name'],
+                                       port.get('port', port['host_port']))})
+        if eps and egress_targets:
+            on = _egress_on(net, kind, configs)
+            for address in _reachable_from(eps[0], egress_targets):
+                checks.append({'from': eps[0]['name'], 'to': address, 'expect': on,
+                               'label': '%s %s: %s -> %s beyond the host (egress %s)' % (
+                                   kind, net['name'], eps[0]['name'], address, 'on' if on else 'off')})
     isolated = [n for n in present if n.get('isolated') and n.get('endpoints')]
     for net in isolated:
         for other in isolated:
@@ -34,10 +89,12 @@ def _network_checks(networks, kind):
                 # The probe is ICMP: a named exception that covers it opens the pair.
                 allowed = [e['name'] for e in net.get('allow') or []
                            if e.get('to') == other['name'] and e.get('protocol') in (None, 'icmp')]
-                checks.append({'from': a['name'], 'to': _first_ip(b), 'expect': bool(allowed),
-                               'label': '%s %s -> %s %s (%s)' % (kind, net['name'], kind, other['name'],
-                                                                 'allowed by %s' % allowed[0] if allowed
-                                                                 else 'isolated')})
+                for address in _reachable_from(a, _ips(b)):
+                    checks.append({'from': a['name'], 'to': address, 'expect': bool(allowed),
+                                   'label': '%s %s -> %s %s%s (%s)' % (kind, net['name'], kind, other['name'],
+                                                                       ' IPv6' if ':' in address else '',
+                                                                       'allowed by %s' % allowed[0] if allowed
+                                                                       else 'isolated')})
     return checks
 
 
@@ -63,7 +120,8 @@ def report_lookups(bridge_networks=None, tenants=None):
         for name, ep in targets:
             for version in versions:
                 lookups.append({'from': src['name'], 'name': name, 'family': 'ipv%d' % version,
-                                'expect': _addresses(ep, version), 'icc': net.get('icc', True),
+                                'expect': _addresses(ep, version), 'reach': net.get('icc', True) or ep is src,
+                                'reach_label': '%s %s: %s' % (kind, net['name'], src['name']),
                                 'label': '%s %s: %s resolves %s (IPv%d)' % (kind, net['name'], src['name'],
                                                                             name, version)})
         for other_kind, other in named:
@@ -77,12 +135,24 @@ def report_lookups(bridge_networks=None, tenants=None):
 
 
 def report_names(results=None):
-    """The outcome of each lookup of report_lookups, run as `getent ahostsv4`
-    or `ahostsv6` inside the endpoint (the registered loop results): the
-    addresses it got, and whether they are exactly the expected ones (none
+    """The outcome of each lookup of report_lookups, as the reachability
+    module's ``names`` returns them (or, from older reports, the registered
+    results of `getent ahostsv4` / `ahostsv6` run inside the endpoint):
+    the addresses it got, a result to show (``resolved``, ``not found`` or
+    ``UNKNOWN (why)``) and whether they are exactly the expected ones (none
     for a name that must not resolve)."""
     names = []
     for r in results or []:
+        if 'item' not in r and r.get('result') is not None:
+            item = dict(r)
+            if item['result'] not in ('resolved', 'not found'):
+                item['result'] = 'UNKNOWN (%s)' % item.get('reason')
+                item['ok'] = False
+            else:
+                item['ok'] = bool(item.get('ok')) if item.get('expect') is not None else True
+            item['addresses'] = sorted(item.get('addresses') or [])
+            names.append(item)
+            continue
         item = dict(r.get('item') or {})
         rc = r.get('rc')
         addresses = sorted(set(line.split()[0] for line in (r.get('stdout') or '').splitlines() if line.strip()))
@@ -104,7 +174,8 @@ def _name_checks(names):
     the address it stands for."""
     checks = []
     for n in names or []:
-        if n.get('ok') and n.get('expect'):
+        # A lookup with reach was probed by the reachability module itself.
+        if n.get('ok') and n.get('expect') and 'reach' not in n:
             for address in n['addresses']:
                 checks.append({'from': n['from'], 'to': address, 'expect': n.get('icc', True),
                                'label': '%s -> %s by name (%s)' % (n['label'].split(' resolves ')[0], n['name'],
@@ -112,11 +183,20 @@ def _name_checks(names):
     return checks
 
 
-def report_checks(bridge_networks=None, tenants=None, overlay=None, overlay_all=None, names=None):
-    """Probes that prove a host's topology: reachability within each network,
-    isolation between tenants, the overlay to every other host, and the
-    addresses names resolved to."""
-    checks = _network_checks(bridge_networks, 'network') + _network_checks(tenants, 'tenant') + _name_checks(names)
+def report_checks(bridge_networks=None, tenants=None, overlay=None, overlay_all=None, names=None,
+                  host_addresses=None, egress_targets=None, configs=None):
+    """Probes that prove a host's topology: reachability within each network
+    (every address of every endpoint, IPv4 and IPv6, and the gateways),
+    isolation between tenants, each published TCP port from the host's
+    namespace to ``host_addresses`` (else the network's gateways), egress
+    from each network's first endpoint to ``egress_targets`` (addresses
+    beyond the host, expected reachable when the network masquerades:
+    ``configs`` {'network': [...], 'tenant': [...]} are the roles' inputs,
+    read when the results do not say), the overlay to every other host, and
+    the addresses names resolved to (``names`` from report_names, when the
+    lookups did not probe them themselves)."""
+    checks = (_network_checks(bridge_networks, 'network', host_addresses, egress_targets, configs) +
+              _network_checks(tenants, 'tenant', host_addresses, egress_targets, configs) + _name_checks(names))
     if overlay and overlay.get('state', 'present') == 'present':
         for ep in overlay.get('endpoints') or []:
             for other in overlay_all or []:
@@ -177,6 +257,8 @@ def report_lines(host, probes=None, bridge_networks=None, tenants=None, overlay=
         for p in probes:
             result, good = verdict(p)
             text = {'reachable': 'reaches', 'blocked': 'blocked'}.get(result, 'UNKNOWN (%s)' % p.get('reason'))
+            if result == 'reachable' and str(p.get('reason') or '').startswith('refused'):
+                text = 'reaches (reset: nothing listens)'  # a published port reached through the DNAT
             mark = 'ok' if good else 'UNEXPECTED' if p.get('expect') is not None else 'UNKNOWN'
             lines.append('    %-10s %-50s %s' % (mark, p.get('label') or '%s -> %s' % (p['from'], p['to']), text))
     if names:

@@ -30,7 +30,15 @@ description:
     socket could not be opened, or an unexpected socket error. C(reason) says which.
   - An V(unknown) result never counts as blocked. A check with O(checks[].expect) fails against it, whichever
     way it points, and a check without one adds a warning.
-  - Every check and O(timeout) are validated before the first packet is sent.
+  - Every check, every lookup and O(timeout) are validated before the first packet is sent.
+  - O(lookups) resolves names inside the source namespaces as their programs would, without C(getent) or
+    C(ip netns exec). The nameservers, C(search) domains and C(ndots) come from the namespace's resolv.conf,
+    C(/etc/netns/NAME/resolv.conf) when there is one (the file C(ip netns exec) bind-mounts), else
+    C(/etc/resolv.conf). An A or AAAA query goes over UDP from a socket opened inside the namespace, to each
+    nameserver in turn, each waiting at most O(timeout). The lookups run concurrently, like the checks, and
+    before them.
+  - A lookup that resolves to addresses other than its O(lookups[].expect) fails the module, like a check that
+    misses its O(checks[].expect). The checks still run and every result is returned.
   - Also reads (never changes) the nftables ruleset of the namespace the module runs in. A base chain of another
     table on the forward hook with policy drop and no rule accepting DNATed connections (C(ct status dnat
     accept)), for example C(ip filter FORWARD) of a firewall or of Docker, drops published ports and forwarded
@@ -53,10 +61,12 @@ attributes:
     description: Linux only.
 options:
   checks:
-    description: The probes.
+    description:
+      - The probes.
+      - At least one check or one lookup is needed.
     type: list
     elements: dict
-    required: true
+    default: []
     suboptions:
       from:
         description: Source namespace (name, path or C(pid:PID)); empty for the namespace the module runs in.
@@ -78,13 +88,68 @@ options:
           - If set, the module fails unless the result equals it (V(true) reachable, V(false) blocked).
           - A result of V(unknown) fails either expectation.
         type: bool
+      reset_reaches:
+        description:
+          - For V(tcp) only. A reset (or ICMP port unreachable) counts as V(reachable), with
+            C(reason=refused (reached, nothing listens)).
+          - Meant for published ports probed through the host's address. The DNAT sent the connection to the
+            endpoint and its kernel answered, so the published path works even when nothing listens in the
+            endpoint. A drop (timeout), ICMP host unreachable or prohibited still count as V(blocked).
+          - A reset sent by the host itself or by a firewall rule rejecting with a reset reads the same, so
+            this proves the port answers, not which namespace answered.
+        type: bool
       label:
         description: Free text copied to the result, to tell checks apart in a report.
+        type: str
+  lookups:
+    description:
+      - Names to resolve inside namespaces before the checks run.
+      - C(result) is V(resolved) with C(addresses), V(not found) when every name asked for is unknown
+        (NXDOMAIN) or has no record of the family, or V(unknown) when no nameserver answered for some name
+        (timeout, ICMP port unreachable, SERVFAIL, REFUSED, no nameserver in the file); C(reason) says which.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      from:
+        description: Source namespace (name, path or C(pid:PID)); empty for the namespace the module runs in.
+        type: str
+      name:
+        description:
+          - The name to look up. A name with fewer dots than C(ndots) is asked for with each search domain first,
+            then as it is; a name ending in a dot only as it is.
+        type: str
+        required: true
+      family:
+        description: V(ipv4) asks for A records, V(ipv6) for AAAA records.
+        type: str
+        choices: [ipv4, ipv6]
+        default: ipv4
+      expect:
+        description:
+          - If set, the module fails unless the lookup resolves to exactly these addresses (in any order).
+          - An empty list means the name must not resolve (C(result=not found)).
+          - A result of V(unknown) fails any expectation.
+        type: list
+        elements: str
+      reach:
+        description:
+          - If set, each address the name resolved to is also probed with an ICMP check from the same namespace,
+            expecting this (V(true) reachable, V(false) blocked). A name is as reachable as its address.
+          - Not done for a lookup that missed its O(lookups[].expect).
+          - The check is labelled C(SOURCE -> NAME by name (ADDRESS)), SOURCE being O(lookups[].reach_label).
+        type: bool
+      reach_label:
+        description: How the checks of O(lookups[].reach) name their source; default O(lookups[].from) (or C(host)).
+        type: str
+      label:
+        description: Free text copied to the result.
         type: str
   timeout:
     description:
       - Seconds to wait for each answer, above 0 and at most 60; anything else is refused before probing
         (a probe with no time to wait would report everything blocked).
+      - Also bounds each DNS query of O(lookups), per nameserver and name asked for.
     type: float
     default: 1.0
 '''
@@ -96,6 +161,25 @@ EXAMPLES = r'''
       - {from: web1, to: 198.51.100.3, expect: true}
       - {from: acme1, to: 203.0.113.66, expect: false, label: acme to globex}
       - {from: '', to: 127.0.0.1, protocol: tcp, port: 8080, expect: true, label: published port from the host}
+
+- name: A published port answers through the host, even with nothing listening in the endpoint
+  hostnet.provision.reachability:
+    checks:
+      - {from: '', to: 198.18.0.11, protocol: tcp, port: 8080, reset_reaches: true, expect: true}
+    timeout: 0.5
+
+- name: Names resolve inside the endpoints, and what they resolve to answers
+  hostnet.provision.reachability:
+    lookups:
+      - {from: web1, name: web2, family: ipv4, expect: [198.51.100.3], reach: true}
+      - {from: web1, name: web2, family: ipv6, expect: ['2001:db8:100::3']}
+      - {from: acme1, name: globex1, expect: [], label: another tenant's name}
+    timeout: 0.5
+  register: names
+
+- name: The addresses a name resolved to
+  ansible.builtin.debug:
+    msg: "{{ names.names | map(attribute='addresses') | list }}"
 '''
 
 RETURN = r'''
@@ -109,6 +193,17 @@ results:
   elements: dict
   sample: [{'from': 'web1', 'to': '198.51.100.3', 'protocol': 'icmp', 'result': 'reachable',
             'reason': 'echo reply', 'reachable': true}]
+names:
+  description:
+    - Each lookup with C(result) (V(resolved), V(not found) or V(unknown)), C(reason), C(addresses) (sorted; empty
+      unless resolved), C(ok) (whether the addresses equal C(expect); null without one), C(resolv_conf) (the file
+      read) and C(server) (the nameserver that answered last, or null) added.
+  returned: when O(lookups) is given
+  type: list
+  elements: dict
+  sample: [{'from': 'web1', 'name': 'web2', 'family': 'ipv4', 'expect': ['198.51.100.3'], 'result': 'resolved',
+            'reason': 'answered by 198.51.100.1 for web2.web', 'addresses': ['198.51.100.3'], 'ok': true,
+            'resolv_conf': '/etc/netns/web1/resolv.conf', 'server': '198.51.100.1'}]
 unexpected:
   description: The checks whose result differs from their C(expect), including every V(unknown) one with an expect.
   returned: always
@@ -129,24 +224,82 @@ firewall:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostnet.provision.plugins.module_utils._adapter import run_probe_module
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import HostnetError
+
+
+class _WithNames(object):
+    """The module as run_probe_module sees it when lookups ran first: the
+    checks include those to the resolved addresses, and every result
+    carries the lookups (``names``); lookups that missed their expect fail
+    the run like checks that do."""
+
+    def __init__(self, module, checks, names):
+        self._module = module
+        self.params = dict(module.params, checks=checks)
+        self._names = names
+        self._wrong = [n for n in names if n.get('ok') is False]
+
+    def __getattr__(self, attr):
+        return getattr(self._module, attr)
+
+    def _names_msg(self):
+        return '%d of %d lookups did not match expect: %s' % (len(self._wrong), len(self._names), '; '.join(
+            '%s: %s (%s)' % (n.get('label') or '%s %s from %s' % (n['name'], n['family'], n.get('from') or 'host'),
+                             ' '.join(n['addresses']) if n['result'] == 'resolved' else n['result'], n['reason'])
+            for n in self._wrong))
+
+    def exit_json(self, **result):
+        if self._wrong:
+            self._module.fail_json(msg=self._names_msg(), names=self._names, **result)
+        self._module.exit_json(names=self._names, **result)
+
+    def fail_json(self, msg, **result):
+        if self._wrong:
+            msg = '%s; %s' % (msg, self._names_msg())
+        self._module.fail_json(msg=msg, names=self._names, **result)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            checks=dict(type='list', elements='dict', required=True, options={
+            checks=dict(type='list', elements='dict', default=[], options={
                 'from': dict(type='str'),
                 'to': dict(type='str', required=True),
                 'protocol': dict(type='str', choices=['icmp', 'tcp'], default='icmp'),
                 'port': dict(type='int'),
                 'expect': dict(type='bool'),
+                'reset_reaches': dict(type='bool'),
+                'label': dict(type='str'),
+            }),
+            lookups=dict(type='list', elements='dict', default=[], options={
+                'from': dict(type='str'),
+                'name': dict(type='str', required=True),
+                'family': dict(type='str', choices=['ipv4', 'ipv6'], default='ipv4'),
+                'expect': dict(type='list', elements='str'),
+                'reach': dict(type='bool'),
+                'reach_label': dict(type='str'),
                 'label': dict(type='str'),
             }),
             timeout=dict(type='float', default=1.0),
         ),
         supports_check_mode=True,
     )
-    run_probe_module(module)
+    if not module.params['lookups']:
+        run_probe_module(module)
+        return
+    from ansible_collections.hostnet.provision.plugins.module_utils._probe import lookup, name_checks, validate
+
+    try:
+        # Everything is validated before the first query or probe.
+        checks = validate(module.params['checks'], module.params['timeout'], allow_empty=True)
+        names = lookup(module.params['lookups'], module.params['timeout'])
+    except HostnetError as err:
+        module.fail_json(msg=str(err), resource=err.resource, field=err.field, value=err.value)
+    checks = checks + name_checks(names)
+    wrapped = _WithNames(module, checks, names)
+    if not checks:
+        wrapped.exit_json(changed=False, results=[], unexpected=[], firewall=[])
+    run_probe_module(wrapped)
 
 
 if __name__ == '__main__':

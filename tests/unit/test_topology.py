@@ -514,22 +514,30 @@ def test_the_report_looks_up_names_of_its_own_network_only_and_fails_on_a_mismat
         ('a', 'www', 'ipv4', ['198.51.100.3']), ('a', 'www', 'ipv6', ['2001:db8:100::3']),
         ('a', 'c', 'ipv4', []),
         ('c', 'd', 'ipv4', ['198.51.100.131']), ('c', 'a', 'ipv4', [])]
-    # What getent prints (rc 2: not found); one answer wrong, one lookup that could not run.
-    results = [{'item': x, 'rc': 0 if x['expect'] else 2,
-                'stdout': ''.join('%s STREAM %s\n' % (e, x['name']) for e in x['expect'])} for x in lookups]
-    results[4] = {'item': lookups[4], 'rc': 0, 'stdout': '198.51.100.130 STREAM c\n'}
-    results[6] = {'item': lookups[6], 'rc': 124, 'stdout': '', 'stderr': ''}
+    # Names to resolved addresses are probed by the module (reach): as the endpoints' icc says.
+    assert [x.get('reach') for x in lookups] == [True, True, True, True, None, False, None]
+    # What the reachability module returns (names): one answer wrong, one lookup no server answered.
+    results = [dict(x, result='resolved' if x['expect'] else 'not found', addresses=list(x['expect']), ok=True,
+                    reason='') for x in lookups]
+    results[4] = dict(lookups[4], result='resolved', addresses=['198.51.100.130'], ok=False, reason='')
+    results[6] = dict(lookups[6], result='unknown', addresses=[], ok=False,
+                      reason='no answer for a.back, a: 198.51.100.129: timeout')
     names = report_names(results)
     assert [n['ok'] for n in names] == [True, True, True, True, False, True, False]
-    checks = [(c['from'], c['to'], c['expect']) for c in report_checks(report, names=names) if 'by name' in c['label']]
+    from ansible_collections.hostnet.provision.plugins.module_utils._probe import name_checks
+    checks = [(c['from'], c['to'], c['expect']) for c in name_checks(results)]
     assert checks == [('a', '198.51.100.3', True), ('a', '2001:db8:100::3', True), ('a', '198.51.100.3', True),
                       ('a', '2001:db8:100::3', True), ('c', '198.51.100.131', False)]
+    assert name_checks(results)[1]['label'] == 'network web: a -> b by name (2001:db8:100::3)'
+    # The module probed them: the report adds no probes of its own for such names.
+    assert not [c for c in report_checks(report, names=names) if 'by name' in c['label']]
     lines = report_lines('h1', bridge_networks=report, names=names)
     assert 'names (lookups inside the endpoints): 5 of 7 as expected' in lines
     marks = [line.split()[0] for line in lines if ' resolves ' in line]
     assert marks == ['ok'] * 4 + ['UNEXPECTED', 'ok', 'UNEXPECTED']
     assert [line for line in lines if 'resolves c of network back' in line][0].endswith('198.51.100.130')
-    assert [line for line in lines if 'resolves a of network web' in line][0].endswith('UNKNOWN (rc 124)')
+    assert [line for line in lines if 'resolves a of network web' in line][0].endswith(
+        'UNKNOWN (no answer for a.back, a: 198.51.100.129: timeout)')
     assert [line for line in lines if line.split()[:1] == ['b']][0].endswith('aliases www')
     assert [line for line in lines if line.startswith('network web ')][0].endswith(
         '(names on 198.51.100.1 2001:db8:100::1)')
