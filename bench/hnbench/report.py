@@ -101,23 +101,45 @@ def targets(records):
     def rec(workload, scale, phase, impl='ours'):
         return idx.get((workload, scale, phase, impl))
 
+    def ok(*records_):
+        return all(r is not None and not r['rc'] for r in records_)
+
+    def ratio(name, workload, scale, phase, limit, floor_phase=None):
+        ours, floor = rec(workload, scale, phase), rec(workload, scale, floor_phase or phase, 'floor')
+        if ok(ours, floor):
+            add(name, ours['wall'] <= limit * floor['wall'],
+                'ours %.2f s, floor %.2f s (%.2fx)' % (ours['wall'], floor['wall'], ours['wall'] / floor['wall']))
+
     w1 = sorted(set(r['scale'] for r in records if r['workload'] == 'bridge_network'))
     top = w1[-1] if w1 else None
     if top:
-        ours, floor = rec('bridge_network', top, 'converge'), rec('bridge_network', top, 'converge', 'floor')
-        if ours and floor and not ours['rc'] and not floor['rc']:
-            add('W1 N=%d converge no slower than the ip floor (whole playbook)' % top, ours['wall'] <= floor['wall'],
-                'ours %.2f s, floor %.2f s (%.2fx)' % (ours['wall'], floor['wall'], ours['wall'] / floor['wall']))
-        idem = rec('bridge_network', top, 'idempotent')
-        if idem and not idem['rc']:
-            add('W1 N=%d idempotent re-run <= 3 s with changed=0' % top,
-                idem['wall'] <= 3.0 and idem.get('changed') == 0,
-                '%.2f s, changed=%s, kernel ops=%s' % (idem['wall'], idem.get('changed'), idem.get('ops')))
+        ratio('W1 N=%d converge <= 0.8x the ip floor (whole playbook)' % top, 'bridge_network', top, 'converge', 0.8)
+        idem, floor = rec('bridge_network', top, 'idempotent'), rec('bridge_network', top, 'converge', 'floor')
+        if ok(idem, floor):
+            add('W1 N=%d idempotent re-run <= 0.3x the floor, changed=0' % top,
+                idem['wall'] <= 0.3 * floor['wall'] and idem.get('changed') == 0,
+                '%.2f s (%.2fx the floor\'s %.2f s), changed=%s, kernel ops=%s'
+                % (idem['wall'], idem['wall'] / floor['wall'], floor['wall'], idem.get('changed'), idem.get('ops')))
+        change = rec('bridge_network', top, 'change')
+        if ok(idem, change):
+            add('W1 N=%d one endpoint more no slower than the idempotent re-run' % top,
+                change['wall'] <= idem['wall'] * 1.05,
+                'change %.2f s (%s kernel ops), idempotent %.2f s' % (change['wall'], change.get('ops'), idem['wall']))
+        ratio('W1 N=%d teardown <= 1.5x the floor\'s teardown' % top, 'bridge_network', top, 'teardown', 1.5)
+    if 10 in w1:
+        r10 = rec('bridge_network', 10, 'converge')
+        if ok(r10):
+            add('W1 N=10 converge from nothing <= 2.5 s (the role\'s fixed cost, whole playbook)', r10['wall'] <= 2.5,
+                '%.2f s' % r10['wall'])
     if 100 in w1:
         ours, naive = rec('bridge_network', 100, 'converge'), rec('bridge_network', 100, 'converge', 'naive')
-        if ours and naive and not ours['rc'] and not naive['rc']:
-            add('W1 N=100 naive loop >= 100x slower than the role', naive['wall'] >= 100 * ours['wall'],
+        if ok(ours, naive):
+            add('W1 N=100 naive loop >= 90x slower than the role', naive['wall'] >= 90 * ours['wall'],
                 'naive %.1f s / ours %.2f s = %.1fx' % (naive['wall'], ours['wall'], naive['wall'] / ours['wall']))
+    w2 = sorted(set(r['scale'] for r in records if r['workload'] == 'tenant_networks'))
+    if w2:
+        ratio('W2 T=%d converge <= 0.8x the floor' % w2[-1], 'tenant_networks', w2[-1], 'converge', 0.8)
+        ratio('W2 T=%d teardown <= 1.5x the floor\'s teardown' % w2[-1], 'tenant_networks', w2[-1], 'teardown', 1.5)
     w3 = sorted(set(r['scale'] for r in records if r['workload'] == 'vxlan'))
     if w3:
         top3 = w3[-1]
