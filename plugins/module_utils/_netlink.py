@@ -255,6 +255,10 @@ class _Namespace:
                     os.close(fd)
 
 
+# Namespace sessions a run keeps open at once (see Kernel._evict).
+MAX_SESSIONS = 192
+
+
 class Kernel:
     """Netlink sessions for every namespace a run touches.
 
@@ -275,6 +279,8 @@ class Kernel:
         self._index_generation = 0
         # Identities of the namespaces this run read and then saw deleted.
         self._forgotten = []
+        # Every namespace this run opened, evicted sessions included.
+        self._read = set()
 
     def __enter__(self):
         return self
@@ -298,7 +304,10 @@ class Kernel:
         cached views dropped if the kernel was written to since they were read."""
         key = self._key(spec)
         ns = self._ns.get(key)
+        if ns is not None and key:
+            self._ns[key] = self._ns.pop(key)  # most recently used last
         if ns is None:
+            self._evict()
             fd = None if not key else _nsfs.open_namespace(key, resource, field)
             try:
                 with _nsfs.entered(fd):
@@ -309,6 +318,7 @@ class Kernel:
                 raise translate_os_error(exc, 'open netlink socket in %s' % _nsfs.spec_label(spec),
                                          resource, field, spec) from None
             ns = self._ns[key] = _Namespace(key, fd, rt)
+            self._read.add(key)
             ns.generation = self._generation
             ns.index_generation = self._index_generation
             return ns
@@ -319,6 +329,19 @@ class Kernel:
             ns._index = {}
             ns.index_generation = self._index_generation
         return ns
+
+    def _evict(self):
+        """Keep at most MAX_SESSIONS namespaces open (each holds an fd and one
+        or two sockets): a run over thousands of namespaces stays far below
+        the usual limit of 1,024 open files, and the sockets that libraries
+        open afterwards get numbers that select() can take (libnftables
+        aborts the process on a socket numbered 1,024 or more). The least
+        recently used session goes; it is opened again when needed."""
+        while len(self._ns) >= MAX_SESSIONS:
+            key = next((k for k in self._ns if k), None)
+            if key is None:
+                return
+            self._ns.pop(key).close()
 
     def exists(self, spec):
         return not spec or _nsfs.namespace_id(spec) is not None
@@ -335,8 +358,10 @@ class Kernel:
         ns = self._ns.pop(self._key(spec), None)
         if ns is not None and ns.fd is not None:
             ident = _nsfs.namespace_id('/proc/self/fd/%d' % ns.fd)
-            if ident is not None:
-                self._forgotten.append((spec, ident))
+        else:  # not open (any more): still mounted under its name
+            ident = _nsfs.namespace_id(spec) if spec else None
+        if ident is not None:
+            self._forgotten.append((spec, ident))
         # Links die with their namespace (and veth peers elsewhere with them).
         self._index_generation += 1
         if ns is not None:
@@ -617,7 +642,7 @@ class Kernel:
     def namespaces_read(self):
         """(spec, namespace identity) of every namespace this run opened."""
         out = []
-        for key in list(self._ns):
+        for key in sorted(self._read):
             ident = _nsfs.namespace_id(key or None)
             if ident is not None:
                 out.append((key or None, ident))
