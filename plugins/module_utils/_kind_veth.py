@@ -150,6 +150,11 @@ class VethKind(ResourceKind):
         return 'veth %s' % resource_label(*key)
 
     def current(self, key):
+        # Read once per run while nothing changes (the plan of a role reads
+        # every pair, then the step reconciling them does).
+        return self.kernel.memo('veth', key, lambda: self._read(key))
+
+    def _read(self, key):
         netns, name = key
         res = self._res(key)
         host = claim(self.kernel.link(netns, name, res), 'veth', res, name, netns)

@@ -17,11 +17,13 @@ and leaves as one of our typed errors.
 
 from __future__ import annotations
 
+import copy
 import errno
 import functools
 import ipaddress
 import os
 import socket
+import time
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _deps
 from ansible_collections.hostnet.provision.plugins.module_utils import _intent
@@ -281,6 +283,8 @@ class Kernel:
         self._forgotten = []
         # Every namespace this run opened, evicted sessions included.
         self._read = set()
+        # Whole resources read at a write generation (see memo).
+        self._memo = {}
 
     def __enter__(self):
         return self
@@ -330,6 +334,32 @@ class Kernel:
             ns.index_generation = self._index_generation
         return ns
 
+    def wait_gone(self, spec, names, seconds=5.0):
+        """Wait (at most SECONDS) until no link of NAMES is left in SPEC: the
+        kernel destroys the links of deleted namespaces in the background,
+        a batch at a time, much faster than deleting each pair. Returns the
+        names still there."""
+        deadline = time.monotonic() + seconds
+        names = set(names)
+        while True:
+            # The kernel changed this by itself: every cached view is stale.
+            self._generation += 1
+            self._index_generation += 1
+            left = names & set(self.links(spec))
+            if not left or time.monotonic() >= deadline:
+                return sorted(left)
+            time.sleep(0.02)
+
+    def memo(self, what, key, read):
+        """``read()``, or the value it gave for (WHAT, KEY) earlier in this run
+        if nothing was written through this kernel since: a plan that reads
+        every resource and the step that then reconciles them read each once.
+        Callers get a copy to change as they like."""
+        entry = self._memo.get((what, key))
+        if entry is None or entry[0] != self._generation:
+            entry = self._memo[(what, key)] = (self._generation, read())
+        return copy.deepcopy(entry[1])
+
     def _evict(self):
         """Keep at most MAX_SESSIONS namespaces open (each holds an fd and one
         or two sockets): a run over thousands of namespaces stays far below
@@ -364,6 +394,7 @@ class Kernel:
             self._forgotten.append((spec, ident))
         # Links die with their namespace (and veth peers elsewhere with them).
         self._index_generation += 1
+        self._generation += 1
         if ns is not None:
             ns.close()
 

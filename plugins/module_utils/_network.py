@@ -133,6 +133,10 @@ def converge(kernel, ctx, networks, normalize, bridge_prefix='br-', veth_prefix=
             raise
         if not ctx.check_mode and _record.enabled(record):
             _record.record_run(name, factory(kernel, ctx), config)
+        if label == 'removed namespaces' and not ctx.check_mode:
+            # Their veth pairs go with them, in the kernel's own batch: the
+            # next step deletes only what is left after that.
+            kernel.wait_gone(None, [v['name'] for v in plan['veths_absent'] if not v.get('netns')])
         out['steps'].append({'step': label, 'resources': len(config),
                              'changed': max(len(result.before), len(result.after)),
                              'commands': len(result.commands)})
