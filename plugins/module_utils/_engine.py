@@ -304,6 +304,11 @@ def reconcile(kind, config, state, ctx, done=None):
         _apply_resource(key, ops, done)
 
     if result.changed and not ctx.check_mode:
+        # Not every change went through netlink (namespaces, sysctls): what
+        # was read before it is stale, also for the after state below.
+        touch = getattr(getattr(kind, 'kernel', None), 'touch', None)
+        if touch is not None:
+            touch()
         _adopt_legacy(kind)
     if not ctx.check_mode:
         _sweep_records(kind)

@@ -53,6 +53,11 @@ class NetnsKind(ResourceKind):
         return 'netns %s' % name
 
     def current(self, key):
+        # Read once per run while nothing changes (the plan of a role reads
+        # every namespace, then the step reconciling them does).
+        return self.kernel.memo('netns', key, lambda: self._read(key))
+
+    def _read(self, key):
         name = key[1]
         marker = _nsfs.read_marker(name)
         if marker is None and _nsfs.dead_name(name):

@@ -350,6 +350,12 @@ class Kernel:
                 return sorted(left)
             time.sleep(0.02)
 
+    def touch(self):
+        """Something was changed other than through netlink (a namespace made
+        or adopted, a sysctl, a file): cached views and memos are stale."""
+        self._generation += 1
+        self._index_generation += 1
+
     def memo(self, what, key, read):
         """``read()``, or the value it gave for (WHAT, KEY) earlier in this run
         if nothing was written through this kernel since: a plan that reads
