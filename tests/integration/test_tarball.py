@@ -94,7 +94,7 @@ def test_tarball_holds_the_collection_not_the_development_tree(tarball):
     modules = {name for name in members if re.match(r'plugins/modules/\w+\.py$', name)}
     assert modules == {'plugins/modules/%s' % name for name in os.listdir(os.path.join(REPO, 'plugins', 'modules'))
                        if name.endswith('.py')}
-    assert len(modules) == 10
+    assert len(modules) == 11
     for role in os.listdir(os.path.join(REPO, 'roles')):
         assert 'roles/%s/tasks/main.yml' % role in members
         assert 'roles/%s/meta/argument_specs.yml' % role in members
