@@ -41,7 +41,8 @@ from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
 )
 from ansible_collections.hostnet.provision.plugins.module_utils._validate import unique_keys
 
-__all__ = ['Context', 'Op', 'gather', 'public', 'ResourceKind', 'Result', 'reconcile', 'STATES', 'resource_label']
+__all__ = ['Context', 'Op', 'gather', 'public', 'ResourceKind', 'Result', 'reconcile', 'rollback', 'STATES',
+           'resource_label']
 
 STATES = ('merged', 'replaced', 'overridden', 'deleted', 'gathered')
 
@@ -370,9 +371,16 @@ def _apply_resource(key, ops, done):
         done.append(op)
 
 
+def rollback(err, done):
+    """Undo DONE, newest first, because ERR stopped the call before any
+    operation of its own ran (a later kind of a composite call refused its
+    input); returns the ApplyError to raise."""
+    return _rollback(None, err, done)
+
+
 def _rollback(failed, err, done):
     rolled_back, kept = [], []
-    for prev in reversed(done + ([failed] if failed.partial else [])):
+    for prev in reversed(done + ([failed] if failed is not None and failed.partial else [])):
         if prev.undo is None:
             if prev.text:
                 kept.append('%s (cannot be undone)' % prev.text)
@@ -391,7 +399,8 @@ def _rollback(failed, err, done):
         msg += '; nothing of this call was kept'
         if rolled_back:
             msg += ' (rolled back: %s)' % '; '.join(rolled_back)
-    failure = ApplyError(msg, resource=failed.resource, done=list(reversed(kept)), rolled_back=rolled_back,
+    failure = ApplyError(msg, resource=failed.resource if failed is not None else err.resource,
+                         done=list(reversed(kept)), rolled_back=rolled_back,
                          cause=err)
     failure.field, failure.value = err.field, err.value
     return failure

@@ -226,7 +226,7 @@ def sweep(kernel):
     gone = getattr(kernel, 'namespaces_forgotten', list)()
     for spec, ident in gone:
         if kernel.exists(spec) and _nsfs.namespace_id(spec) == ident:
-            continue  # still there (its deletion was undone by keeping it)
+            continue  # still there under its name: not deleted
         if (ident[0], ident[1]) in _Cache.recorded:
             _unlink(os.path.join(LINKS_DIR, _RECORDED % (ident[0], ident[1])))
             _Cache.recorded.discard((ident[0], ident[1]))

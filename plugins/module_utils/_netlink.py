@@ -342,9 +342,7 @@ class Kernel:
         deadline = time.monotonic() + seconds
         names = set(names)
         while True:
-            # The kernel changed this by itself: every cached view is stale.
-            self._generation += 1
-            self._index_generation += 1
+            self.touch()  # the kernel changed this by itself
             left = names & set(self.links(spec))
             if not left or time.monotonic() >= deadline:
                 return sorted(left)

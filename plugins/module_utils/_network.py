@@ -31,8 +31,8 @@ import os
 import tempfile
 
 from ansible_collections.hostnet.provision.plugins.module_utils import _dns, _intent, _record
-from ansible_collections.hostnet.provision.plugins.module_utils._engine import reconcile
-from ansible_collections.hostnet.provision.plugins.module_utils._errors import HostnetError
+from ansible_collections.hostnet.provision.plugins.module_utils._engine import reconcile, rollback
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import ApplyError, HostnetError
 from ansible_collections.hostnet.provision.plugins.module_utils._info import collect
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import BridgeKind
 from ansible_collections.hostnet.provision.plugins.module_utils._kind_netns import NetnsKind
@@ -65,12 +65,12 @@ def _steps(plan, forwarding, check_mode):
     # endpoint step lists the ports it makes; the bridges' policy runs again
     # after it for ports attached otherwise meanwhile. In check mode nothing
     # was attached, and a bridge still to be made would be predicted twice.
-    no_icc = [b for b in plan['bridges'] if b.get('icc') is False and not check_mode]
+    again = not check_mode and any(b.get('icc') is False for b in plan['bridges'])
     return [
         ('namespaces', 'netns', NetnsKind, plan['netns'], 'merged'),
         ('bridges', 'bridge', bridge, plan['bridges'], 'replaced'),
         ('endpoints', 'veth', VethKind, plan['veths'], 'replaced'),
-        ('bridge policy', 'bridge', bridge, plan['bridges'] if no_icc else [], 'replaced'),
+        ('bridge policy', 'bridge', bridge, plan['bridges'] if again else [], 'replaced'),
         ('published ports', 'portmap', portmap, plan['ports'], 'replaced'),
         ('unpublished ports', 'portmap', functools.partial(PortmapKind, enable_forwarding=False),
          plan['ports_absent'], 'deleted'),
@@ -96,8 +96,15 @@ def converge(kernel, ctx, networks, normalize, bridge_prefix='br-', veth_prefix=
     for warning in plan['warnings']:
         ctx.warn(warning)
 
-    steps = [(label, name, factory, normalize(name, config), state)
-             for label, name, factory, config, state in _steps(plan, forwarding, ctx.check_mode) if config]
+    # Every step's entries are checked (argument spec, dual-stack mappings
+    # split) before the first step changes anything.
+    steps = []
+    for label, name, factory, config, state in _steps(plan, forwarding, ctx.check_mode):
+        if config:
+            kind = factory(kernel, ctx)
+            config = normalize(name, config)
+            steps.append((label, name, factory, kind, kind.expand(config) if hasattr(kind, 'expand') else config,
+                          state))
     # The resolvers' files are planned (and their entries checked) before the
     # first kernel change too; they are written after the endpoints exist.
     dns_changes, dns_out, dns_diff, paths = [], None, None, None
@@ -116,21 +123,23 @@ def converge(kernel, ctx, networks, normalize, bridge_prefix='br-', veth_prefix=
     out = {'changed': False, 'commands': [], 'steps': [], 'report': plan['report'], 'families': plan['families']}
     diffs = []
     done = []  # every kernel operation of the call, for the undo of a failure
-    for label, name, factory, config, state in steps:
+    for label, name, factory, kind, config, state in steps:
         if label.startswith('removed') and dns_out is not None:
             _apply_dns(ctx, dns_changes, paths, dns_out, dns_diff, out, diffs if diff else None)
             dns_out = None
-        kind = factory(kernel, ctx)
-        if hasattr(kind, 'expand'):  # a dual-stack mapping is two mappings
-            config = kind.expand(config)
         try:
             result = reconcile(kind, config, state, ctx, done=done)
-        except HostnetError:
-            if done and not ctx.check_mode:
-                # The undo may have deleted namespaces an earlier step made:
-                # nothing of them stays in the records either.
-                _intent.sweep(kernel)
-            raise
+        except HostnetError as err:
+            if not done or ctx.check_mode:
+                raise
+            # A later step refused what only the kernel as it is now can
+            # tell (its own checks run when it plans): the earlier steps'
+            # operations are undone, as for a failure while applying.
+            failure = err if isinstance(err, ApplyError) else rollback(err, done)
+            # The undo may have deleted namespaces an earlier step made:
+            # nothing of them stays in the records either.
+            _intent.sweep(kernel)
+            raise failure from None
         if not ctx.check_mode and _record.enabled(record):
             _record.record_run(name, factory(kernel, ctx), config)
         if label == 'removed namespaces' and not ctx.check_mode:
