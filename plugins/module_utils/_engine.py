@@ -306,10 +306,14 @@ def reconcile(kind, config, state, ctx, done=None):
 
     if result.changed and not ctx.check_mode:
         # Not every change went through netlink (namespaces, sysctls): what
-        # was read before it is stale, also for the after state below.
-        touch = getattr(getattr(kind, 'kernel', None), 'touch', None)
-        if touch is not None:
-            touch()
+        # was read before it is stale, also for the after state below. A
+        # kind that knows what its changes reach says so (``touched``); for
+        # any other, everything read is stale.
+        kernel = getattr(kind, 'kernel', None)
+        if hasattr(kind, 'touched') and all(key is not None for key, _b, _a, _o in plan):
+            kind.touched([(key, before, after) for key, before, after, _ops in plan])
+        elif hasattr(kernel, 'touch'):
+            kernel.touch()
         _adopt_legacy(kind)
     if not ctx.check_mode:
         _sweep_records(kind)

@@ -55,7 +55,7 @@ class NetnsKind(ResourceKind):
     def current(self, key):
         # Read once per run while nothing changes (the plan of a role reads
         # every namespace, then the step reconciling them does).
-        return self.kernel.memo('netns', key, lambda: self._read(key))
+        return self.kernel.memo('netns', key, lambda: self._read(key), namespaces=[key[1]])
 
     def _read(self, key):
         name = key[1]
@@ -96,6 +96,13 @@ class NetnsKind(ResourceKind):
             # The process is gone or restarted: the name points at a stale namespace.
             out['_stale'] = True
         return out
+
+    def touched(self, changes):
+        """After changes: what was read of these namespaces is stale (made,
+        their lo, their sysctls); a deleted one made everything stale
+        already (Kernel.forget)."""
+        for key, _before, _after in changes:
+            self.kernel.touch(key[1])
 
     def managed_keys(self, scope):
         if not self.ctx.check_mode:

@@ -209,6 +209,17 @@ class VethKind(ResourceKind):
             return None
         return peer
 
+    def touched(self, changes):
+        """After changes: only what was read of these pairs' two ends is
+        stale (their writes all went through netlink or their own records)."""
+        links = []
+        for (netns, name), before, after in changes:
+            links.append((netns, name))
+            for state in (before, after):
+                if state is not None and state.get('peer'):
+                    links.append((state['peer']['netns'], state['peer']['name']))
+        self.kernel.touch(links=links)
+
     def managed_keys(self, scope):
         return managed_link_keys(self.kernel, scope, 'veth', owned=lambda link: _parse_hint(link['alias']) is not None)
 
@@ -335,7 +346,7 @@ class VethKind(ResourceKind):
         link = self.kernel.link(netns, bridge) if bridge else None
         if link is None or link['kind'] != 'bridge':
             return  # no bridge, or check mode: made earlier in the play
-        segment = self._segment(netns, link)
+        segment, held = self._segment(netns, link)
         mine = (_nsfs.namespace_id(netns), key[1])
         peer = after['peer']
         same = before is not None and before.get('bridge') == bridge and \
@@ -348,21 +359,26 @@ class VethKind(ResourceKind):
                                     'one holder there' % (res, cidr, ipaddress.ip_interface(cidr).ip, bridge,
                                                           holder[1]), res, 'peer.addresses', cidr)
         keep = set(ipaddress.ip_interface(cidr).ip for cidr in peer.get('addresses') or [])
-        for addr in [a for a, holder in segment.items() if holder[0] == mine and a not in keep]:
+        mine_held = held.setdefault(mine, set())
+        for addr in mine_held - keep:
             del segment[addr]  # given up by this pair
+            mine_held.discard(addr)
         text = 'veth %s (peer %s in %s)' % (resource_label(netns, key[1]), peer['name'],
                                             _nsfs.spec_label(peer['netns']))
         for addr in keep:
-            segment.setdefault(addr, (mine, text))
+            if segment.setdefault(addr, (mine, text))[0] == mine:
+                mine_held.add(addr)
 
     def _segment(self, netns, bridge):
         """Who holds which address on ``bridge`` now: the bridge and the
-        peers of the managed pairs on it (read once per bridge and run)."""
+        peers of the managed pairs on it (read once per bridge and run), and
+        the addresses each pair holds there (holder → set of addresses)."""
         ident = _nsfs.namespace_id(netns)
-        segment = self._segments.get((ident, bridge['index']))
-        if segment is not None:
-            return segment
-        segment = self._segments[(ident, bridge['index'])] = {}
+        known = self._segments.get((ident, bridge['index']))
+        if known is not None:
+            return known
+        segment, held = {}, {}
+        self._segments[(ident, bridge['index'])] = (segment, held)
         for cidr in self.kernel.addresses(netns, bridge['index']):
             segment[ipaddress.ip_interface(cidr).ip] = (None, 'the bridge itself')
         for port in sorted(self.kernel.links(netns).values(), key=lambda l: l['name']):
@@ -374,9 +390,12 @@ class VethKind(ResourceKind):
                 continue
             text = 'veth %s (peer %s in %s)' % (resource_label(netns, port['name']), hint[0],
                                                 _nsfs.spec_label(hint[1]))
+            holder = (ident, port['name'])
             for cidr in self.kernel.addresses(hint[1], peer['index']):
-                segment.setdefault(ipaddress.ip_interface(cidr).ip, ((ident, port['name']), text))
-        return segment
+                addr = ipaddress.ip_interface(cidr).ip
+                if segment.setdefault(addr, (holder, text))[0] == holder:
+                    held.setdefault(holder, set()).add(addr)
+        return segment, held
 
     def _restore(self, key, old):
         """Undo of a recreate's delete: build the old pair again, as it was

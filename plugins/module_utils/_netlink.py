@@ -272,13 +272,20 @@ class Kernel:
         _intent.forget_cache()
         self._ns = {}
         self._kinds = {}
-        # Bumped by every write: a write can change other namespaces too
-        # (deleting a veth removes its peer over there), so every cached view
-        # older than the last write is stale. Comparing one number per read
-        # keeps that rule without touching every session on every write.
-        self._generation = 0
-        # Bumped by every write that may delete, move or renumber a link.
-        self._index_generation = 0
+        # Writes are stamped with a clock, by how far they reach. A write
+        # whose reach is not known exactly (a deleted or moved link, whose
+        # peer or ports elsewhere change too; a pyroute2 request; touch())
+        # stamps everything; a write to one link stamps that link and its
+        # namespace's dumps. Cached views and memos compare stamps with the
+        # time they were read, so one endpoint more does not make a run read
+        # again the thousand that did not change.
+        self._clock = 0
+        self._stamp_all = 0     # last write of unknown reach
+        self._stamp_ns = {}     # namespace key -> last namespace-wide change (touch(spec))
+        self._stamp_any = {}    # namespace key -> last write of any kind there (its dumps)
+        self._stamp_link = {}   # (namespace key, ('n', name) or ('i', index)) -> last write to it
+        self._stamp_index = 0   # last write that may delete, move or renumber a link
+        self._deps = []         # what the memo reads in progress depend on (a stack)
         # Identities of the namespaces this run read and then saw deleted.
         self._forgotten = []
         # Every namespace this run opened, evicted sessions included.
@@ -323,15 +330,14 @@ class Kernel:
                                          resource, field, spec) from None
             ns = self._ns[key] = _Namespace(key, fd, rt)
             self._read.add(key)
-            ns.generation = self._generation
-            ns.index_generation = self._index_generation
+            ns.generation = ns.index_generation = self._clock
             return ns
-        if ns.generation != self._generation:
+        if max(self._stamp_all, self._stamp_ns.get(key, 0), self._stamp_any.get(key, 0)) > ns.generation:
             ns.invalidate()
-            ns.generation = self._generation
-        if ns.index_generation != self._index_generation:
+            ns.generation = self._clock
+        if self._stamp_index > ns.index_generation:
             ns._index = {}
-            ns.index_generation = self._index_generation
+            ns.index_generation = self._clock
         return ns
 
     def wait_gone(self, spec, names, seconds=5.0):
@@ -348,20 +354,81 @@ class Kernel:
                 return sorted(left)
             time.sleep(0.02)
 
-    def touch(self):
+    def touch(self, spec=False, links=()):
         """Something was changed other than through netlink (a namespace made
-        or adopted, a sysctl, a file): cached views and memos are stale."""
-        self._generation += 1
-        self._index_generation += 1
+        or adopted, a sysctl, a file). Without arguments every cached view
+        and memo is stale; with SPEC, only what was read of that namespace;
+        with LINKS ((spec, name) pairs), only what was read of those links."""
+        if spec is False and not links:
+            self._wrote(None)
+            return
+        self._wrote([(s, ('n', name)) for s, name in links])
+        if spec is not False:
+            key = self._canon(spec)
+            self._stamp_ns[key] = self._stamp_any[key] = self._clock
 
-    def memo(self, what, key, read):
+    def _canon(self, spec):
+        """One key per namespace however it is named (NAME or /run/netns/NAME)."""
+        if not spec:
+            return ''
+        prefix = _nsfs.NETNS_RUN_DIR + '/'
+        if isinstance(spec, str) and spec.startswith(prefix) and '/' not in spec[len(prefix):]:
+            return spec[len(prefix):]
+        return spec
+
+    def _wrote(self, targets, index_too=False):
+        """Stamp a write: TARGETS ((spec, ('n', name) | ('i', index))
+        pairs) or, None, everything."""
+        self._clock += 1
+        if targets is None:
+            self._stamp_all = self._stamp_index = self._clock
+            return
+        if index_too:
+            self._stamp_index = self._clock
+        for spec, target in targets:
+            key = self._canon(spec)
+            self._stamp_any[key] = self._clock
+            self._stamp_link[(key, target)] = self._clock
+
+    def _dep(self, spec, target):
+        """Note that the memo read in progress (if any) read TARGET of SPEC:
+        ('n', name), ('i', index), 'ns' (the namespace itself) or '*' (a
+        whole dump)."""
+        if self._deps:
+            self._deps[-1].add((self._canon(spec), target))
+
+    def _unchanged(self, since, deps):
+        if self._stamp_all > since:
+            return False
+        for key, target in deps:
+            if self._stamp_ns.get(key, 0) > since:
+                return False
+            if target == '*':
+                if self._stamp_any.get(key, 0) > since:
+                    return False
+            elif target != 'ns' and self._stamp_link.get((key, target), 0) > since:
+                return False
+        return True
+
+    def memo(self, what, key, read, namespaces=()):
         """``read()``, or the value it gave for (WHAT, KEY) earlier in this run
-        if nothing was written through this kernel since: a plan that reads
-        every resource and the step that then reconciles them read each once.
-        Callers get a copy to change as they like."""
+        if nothing it read was written through this kernel since: a plan
+        that reads every resource and the step that then reconciles them
+        read each once, and a write to one resource leaves the others'
+        memos valid. NAMESPACES: those whose files (markers, sysctls) the
+        read looks at besides netlink (see touch). Callers get a copy to
+        change as they like."""
         entry = self._memo.get((what, key))
-        if entry is None or entry[0] != self._generation:
-            entry = self._memo[(what, key)] = (self._generation, read())
+        if entry is None or not self._unchanged(entry[0], entry[2]):
+            since = self._clock
+            self._deps.append(set((self._canon(spec), 'ns') for spec in namespaces))
+            try:
+                value = read()
+            finally:
+                deps = self._deps.pop()
+            entry = self._memo[(what, key)] = (since, value, frozenset(deps))
+        if self._deps:
+            self._deps[-1].update(entry[2])
         return copy.deepcopy(entry[1])
 
     def _evict(self):
@@ -378,7 +445,16 @@ class Kernel:
             self._ns.pop(key).close()
 
     def exists(self, spec):
+        self._dep(spec, 'ns')
         return not spec or _nsfs.namespace_id(spec) is not None
+
+    def _spec_of_fd(self, fd):
+        """The spec of the open session whose namespace fd is FD; False when
+        none is (the write's reach is then not known)."""
+        for key, ns in self._ns.items():
+            if ns.fd == fd:
+                return key or None
+        return False
 
     def ns_fd(self, spec, resource=None, field='netns'):
         """An fd of the namespace, for IFLA_NET_NS_FD (None: our own)."""
@@ -397,8 +473,7 @@ class Kernel:
         if ident is not None:
             self._forgotten.append((spec, ident))
         # Links die with their namespace (and veth peers elsewhere with them).
-        self._index_generation += 1
-        self._generation += 1
+        self._wrote(None)
         if ns is not None:
             ns.close()
 
@@ -423,12 +498,14 @@ class Kernel:
             raise translate_os_error(exc, action, resource, field, value) from None
         finally:
             if not read:
-                self._generation += 1
-                self._index_generation += 1
+                self._wrote(None)  # pyroute2 requests: reach not tracked
 
-    def _rt(self, spec, action, msg_type, body, mode='write', flags=0, resource=None, field=None, value=None):
+    def _rt(self, spec, action, msg_type, body, mode='write', flags=0, resource=None, field=None, value=None,
+            targets=None):
         """One request on the namespace's own rtnetlink socket (see _rtnl);
-        the same retries, translation and staleness rules as ``call``."""
+        the same retries, translation and staleness rules as ``call``.
+        TARGETS: the links a write reaches ((spec, ('n', name) | ('i',
+        index)) pairs); None: it may reach anything."""
         attempts = _DUMP_ATTEMPTS if mode == 'dump' else 1
         try:
             ns = self.session(spec, resource)
@@ -442,15 +519,17 @@ class Kernel:
             raise translate_os_error(exc, action, resource, field, value) from None
         finally:
             if mode == 'write':
-                self._generation += 1
-                if msg_type == _rtnl.RTM_DELLINK:
-                    self._index_generation += 1
+                self._wrote(None if msg_type == _rtnl.RTM_DELLINK else targets)
         return []
 
     # -- reads --------------------------------------------------------------
 
     def links(self, spec, resource=None):
         """name → link dict, one dump per namespace until something changes."""
+        self._dep(spec, '*')
+        return self._links(spec, resource)
+
+    def _links(self, spec, resource=None):
         ns = self.session(spec, resource)
         if ns._links is None or ns.stale:
             msgs = self._rt(spec, 'list links', _rtnl.RTM_GETLINK, _rtnl.link_dump_request(), 'dump',
@@ -468,9 +547,17 @@ class Kernel:
 
     def link(self, spec, name, resource=None):
         """One link by name: from the dump, or asked for alone after a write."""
+        link = self._link(spec, name, resource)
+        if self._deps:
+            self._dep(spec, ('n', name))
+            if link is not None:
+                self._dep(spec, ('i', link['index']))
+        return link
+
+    def _link(self, spec, name, resource=None):
         ns = self.session(spec, resource)
         if not ns.stale:
-            return self.links(spec, resource).get(name)
+            return self._links(spec, resource).get(name)
         if name not in ns._fresh:
             try:
                 msgs = self._rt(spec, 'look up link %s' % name, _rtnl.RTM_GETLINK, _rtnl.link_get_request(name),
@@ -493,6 +580,7 @@ class Kernel:
         pyroute2 write or a forgotten namespace drops what is kept.
         """
         ns = self.session(spec, resource)
+        self._dep(spec, ('n', name))
         index = ns._index.get(name)
         if index is None:
             link = self.link(spec, name, resource)
@@ -502,13 +590,15 @@ class Kernel:
         return index
 
     def link_by_index(self, spec, index):
-        for link in self.links(spec).values():
+        self._dep(spec, ('i', index))
+        for link in self._links(spec).values():
             if link['index'] == index:
                 return link
         return None
 
     def addresses(self, spec, index, resource=None):
         """Addresses of a link, link-local IPv6 left out (kernel-chosen)."""
+        self._dep(spec, ('i', index))
         ns = self.session(spec, resource)
         if ns._addrs is None:
             addrs = {}
@@ -523,9 +613,13 @@ class Kernel:
 
     def routes(self, spec, resource=None):
         """Unicast routes of the main table, both families."""
+        self._dep(spec, '*')
+        return self._routes_main(spec, resource)
+
+    def _routes_main(self, spec, resource=None):
         ns = self.session(spec, resource)
         if ns._routes is None:
-            ns._routes = [r for r in self.all_routes(spec, resource)
+            ns._routes = [r for r in self._all_routes(spec, resource)
                           if r['table'] == _RT_TABLE_MAIN and r['type'] == 1]  # RTN_UNICAST
         return ns._routes
 
@@ -535,6 +629,10 @@ class Kernel:
         Without strict checking the kernel dumps every table whatever the
         request names, which is what is wanted here.
         """
+        self._dep(spec, '*')
+        return self._all_routes(spec, resource)
+
+    def _all_routes(self, spec, resource=None):
         ns = self.session(spec, resource)
         if ns._all_routes is None:
             routes = []
@@ -548,6 +646,7 @@ class Kernel:
     def rules(self, spec, resource=None):
         """Policy routing rules (``ip rule``), both families, as plain dicts
         with their selectors as prefixes (``from``/``to``, None when any)."""
+        self._dep(spec, '*')
         ns = self.session(spec, resource)
         if ns._rules is None:
             rules = []
@@ -568,7 +667,8 @@ class Kernel:
         return ns._rules
 
     def managed_routes(self, spec, index):
-        return [r for r in self.routes(spec) if r['oif'] == index and r['proto'] == RTPROT_HOSTNET]
+        self._dep(spec, ('i', index))
+        return [r for r in self._routes_main(spec) if r['oif'] == index and r['proto'] == RTPROT_HOSTNET]
 
     def fdb(self, spec, index, resource=None):
         """FDB entries that a device holds itself (NTF_SELF), e.g. a VXLAN
@@ -580,6 +680,7 @@ class Kernel:
         ifindex in the request anyway), so the entries are split by ifindex
         here.
         """
+        self._dep(spec, ('i', index))
         ns = self.session(spec, resource)
         if ns._fdb is None:
             fdb = {}
@@ -594,6 +695,7 @@ class Kernel:
     def neighbours(self, spec, index, resource=None):
         """IPv4 and IPv6 neighbour entries of a device (one AF_UNSPEC dump
         per namespace, split by ifindex)."""
+        self._dep(spec, ('i', index))
         ns = self.session(spec, resource)
         if ns._neigh is None:
             neigh = {}
@@ -636,8 +738,11 @@ class Kernel:
                 and kwargs.get('peer', {}).get('ifname'):
             args = dict(kwargs)
             del args['kind']
+            peer = kwargs['peer']
+            pspec = self._spec_of_fd(peer['net_ns_fd']) if 'net_ns_fd' in peer else spec
+            targets = None if pspec is False else [(spec, ('n', kwargs['ifname'])), (pspec, ('n', peer['ifname']))]
             self._rt(spec, action, _rtnl.RTM_NEWLINK, _rtnl.veth_request(**args), flags=_rtnl.F_EXCL | _rtnl.F_CREATE,
-                     resource=resource, field='name', value=kwargs.get('ifname'))
+                     resource=resource, field='name', value=kwargs.get('ifname'), targets=targets)
         else:
             self.call(spec, action, 'link', 'add', resource=resource, field='name', value=kwargs.get('ifname'),
                       **kwargs)
@@ -646,7 +751,7 @@ class Kernel:
         action = 'set %s' % ', '.join('%s=%s' % kv for kv in sorted(kwargs.items()))
         if set(kwargs) <= _RT_LINK_SET and kwargs.get('state', 'up') in ('up', 'down'):
             self._rt(spec, action, _rtnl.RTM_NEWLINK, _rtnl.link_request(index, **kwargs),
-                     resource=resource, field=field, value=value)
+                     resource=resource, field=field, value=value, targets=[(spec, ('i', index))])
         else:
             self.call(spec, action, 'link', 'set', index=index, resource=resource, field=field, value=value,
                       **kwargs)
@@ -654,7 +759,7 @@ class Kernel:
     def bridge_port_set(self, spec, resource, index, hairpin, action=None, field=None, value=None):
         """Hairpin mode of a bridge port (``bridge link set dev X hairpin on``)."""
         self._rt(spec, action or 'set hairpin mode', _rtnl.RTM_NEWLINK, _rtnl.bridge_port_request(index, hairpin),
-                 resource=resource, field=field, value=value)
+                 resource=resource, field=field, value=value, targets=[(spec, ('i', index))])
 
     def link_del(self, spec, resource, index, vanished_ok=False):
         """Delete a link by index. ``vanished_ok``: a link already gone is
@@ -690,24 +795,24 @@ class Kernel:
         body = _rtnl.addr_request(index, str(iface.ip), iface.network.prefixlen,
                                   flags=_IFA_F_NODAD if iface.version == 6 else None)
         self._rt(spec, 'add address %s' % cidr, _rtnl.RTM_NEWADDR, body, flags=_rtnl.F_EXCL | _rtnl.F_CREATE,
-                 resource=resource, field='addresses', value=cidr)
+                 resource=resource, field='addresses', value=cidr, targets=[(spec, ('i', index))])
 
     def addr_del(self, spec, resource, index, cidr):
         iface = ipaddress.ip_interface(cidr)
         self._rt(spec, 'remove address %s' % cidr, _rtnl.RTM_DELADDR,
                  _rtnl.addr_request(index, str(iface.ip), iface.network.prefixlen),
-                 resource=resource, field='addresses', value=cidr)
+                 resource=resource, field='addresses', value=cidr, targets=[(spec, ('i', index))])
 
     def route_add(self, spec, resource, index, dest, via=None, metric=None, field='routes'):
         self._rt(spec, 'add route %s%s' % (dest, ' via %s' % via if via else ''), _rtnl.RTM_NEWROUTE,
                  _route_request(index, dest, via, metric), flags=_rtnl.F_EXCL | _rtnl.F_CREATE,
-                 resource=resource, field=field, value=dest)
+                 resource=resource, field=field, value=dest, targets=[(spec, ('i', index))])
 
     def route_del(self, spec, resource, index, dest, via=None, metric=None, field='routes'):
         try:
             self._rt(spec, 'remove route %s' % dest, _rtnl.RTM_DELROUTE,
                      _route_request(index, dest, via, metric, delete=True),
-                     resource=resource, field=field, value=dest)
+                     resource=resource, field=field, value=dest, targets=[(spec, ('i', index))])
         except KernelError as err:
             # Already gone with an address it depended on: that is the goal.
             if err.errno_name != 'ESRCH':
@@ -717,18 +822,21 @@ class Kernel:
         """Add a destination to an all-zero (flood) FDB entry: NLM_F_APPEND,
         as ``bridge fdb append``; the kernel accepts one already listed."""
         self._rt(spec, 'append FDB entry %s dst %s' % (mac, dst), _rtnl.RTM_NEWNEIGH, _fdb_request(index, mac, dst),
-                 flags=_rtnl.F_CREATE | _rtnl.F_APPEND, resource=resource, field=field, value=dst)
+                 flags=_rtnl.F_CREATE | _rtnl.F_APPEND, resource=resource, field=field, value=dst,
+                 targets=[(spec, ('i', index))])
 
     def fdb_replace(self, spec, resource, index, mac, dst, field=None):
         """Set the static FDB entry of a unicast MAC (NLM_F_CREATE|NLM_F_REPLACE):
         a learned entry for the same MAC becomes this one instead of failing."""
         self._rt(spec, 'set FDB entry %s dst %s' % (mac, dst), _rtnl.RTM_NEWNEIGH, _fdb_request(index, mac, dst),
-                 flags=_rtnl.F_REPLACE | _rtnl.F_CREATE, resource=resource, field=field, value=mac)
+                 flags=_rtnl.F_REPLACE | _rtnl.F_CREATE, resource=resource, field=field, value=mac,
+                 targets=[(spec, ('i', index))])
 
     def fdb_del(self, spec, resource, index, mac, dst, field=None):
         try:
             self._rt(spec, 'remove FDB entry %s dst %s' % (mac, dst), _rtnl.RTM_DELNEIGH,
-                     _fdb_request(index, mac, dst), resource=resource, field=field, value=dst)
+                     _fdb_request(index, mac, dst), resource=resource, field=field, value=dst,
+                     targets=[(spec, ('i', index))])
         except HostnetError as err:
             # Already gone (the device went, or someone removed it): the goal.
             if getattr(err, 'errno_name', None) != 'ENOENT':
@@ -738,13 +846,14 @@ class Kernel:
         """A permanent neighbour entry ip → mac (replacing a learned one)."""
         self._rt(spec, 'set neighbour %s lladdr %s' % (ip, mac), _rtnl.RTM_NEWNEIGH,
                  _rtnl.neigh_request(_family(ip), index, _NUD_PERMANENT, dst=ip, lladdr=mac),
-                 flags=_rtnl.F_REPLACE | _rtnl.F_CREATE, resource=resource, field=field, value=ip)
+                 flags=_rtnl.F_REPLACE | _rtnl.F_CREATE, resource=resource, field=field, value=ip,
+                 targets=[(spec, ('i', index))])
 
     def neigh_del(self, spec, resource, index, ip, field=None):
         try:
             self._rt(spec, 'remove neighbour %s' % ip, _rtnl.RTM_DELNEIGH,
                      _rtnl.neigh_request(_family(ip), index, _NUD_PERMANENT, dst=ip),
-                     resource=resource, field=field, value=ip)
+                     resource=resource, field=field, value=ip, targets=[(spec, ('i', index))])
         except HostnetError as err:
             if getattr(err, 'errno_name', None) != 'ENOENT':
                 raise
