@@ -31,46 +31,59 @@ __all__ = ['flush']
 _PROTOCOLS = {'tcp': socket.IPPROTO_TCP, 'udp': socket.IPPROTO_UDP, 'sctp': getattr(socket, 'IPPROTO_SCTP', 132)}
 
 
-def flush(spec, version, protocol, ports, destination_filter, resource=None):
-    """Delete the entries whose original tuple goes to one of ``ports``
-    (``protocol``, IPv4 or IPv6 by ``version``) and whose original
-    destination address passes ``destination_filter(ipaddress_object)``.
-    Returns how many entries were deleted."""
+def flush(spec, selectors, resource=None):
+    """Delete the entries that one of ``selectors`` takes: (version,
+    protocol, ports, destination_filter), an entry being taken when its
+    original tuple is of that IP version and protocol, goes to one of
+    ``ports``, and its original destination address passes
+    ``destination_filter(ipaddress_object)``. One dump of the table per IP
+    version, however many selectors. Returns how many entries were
+    deleted."""
     _deps.require_pyroute2()
-    from pyroute2 import Conntrack  # pylint: disable=import-outside-toplevel
-
-    proto = _PROTOCOLS[protocol]
-    family = socket.AF_INET if version == 4 else socket.AF_INET6
-    ports = set(ports)
+    by_family = {}
+    for version, protocol, ports, destination_filter in selectors:
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
+        by_family.setdefault(family, []).append((_PROTOCOLS[protocol], set(ports), destination_filter))
     fd = _nsfs.open_namespace(spec, resource) if spec else None
     deleted = 0
     try:
         with _nsfs.entered(fd):
             if _count() == 0:
                 return 0  # an empty table: no socket, no dump
-            ct = Conntrack(nfgen_family=family)
-            try:
-                victims = [e.tuple_orig for e in ct.dump_entries()
-                           if e.tuple_orig.proto == proto and e.tuple_orig.dport in ports
-                           and destination_filter(ipaddress.ip_address(e.tuple_orig.daddr))]
-                for tuple_orig in victims:
-                    try:
-                        ct.entry('del', tuple_orig=tuple_orig)
-                        deleted += 1
-                    except _deps.NetlinkError as exc:
-                        err = translate_os_error(exc, 'delete conntrack entry to port %s' % tuple_orig.dport,
-                                                 resource, 'conntrack')
-                        # Gone meanwhile (timed out, closed): that is the goal.
-                        if getattr(err, 'errno_name', None) != 'ENOENT':
-                            raise err from None
-            finally:
-                ct.close()
+            for family, wanted in sorted(by_family.items()):
+                deleted += _flush_family(family, wanted, resource)
     except (_deps.NetlinkError, OSError) as exc:
         raise translate_os_error(exc, 'flush conntrack entries in %s' % _nsfs.spec_label(spec), resource,
                                  'conntrack') from None
     finally:
         if fd is not None:
             os.close(fd)
+    return deleted
+
+
+def _flush_family(family, wanted, resource):
+    from pyroute2 import Conntrack  # pylint: disable=import-outside-toplevel
+
+    def taken(orig):
+        return any(orig.proto == proto and orig.dport in ports and keep(ipaddress.ip_address(orig.daddr))
+                   for proto, ports, keep in wanted)
+
+    deleted = 0
+    ct = Conntrack(nfgen_family=family)
+    try:
+        victims = [e.tuple_orig for e in ct.dump_entries() if taken(e.tuple_orig)]
+        for tuple_orig in victims:
+            try:
+                ct.entry('del', tuple_orig=tuple_orig)
+                deleted += 1
+            except _deps.NetlinkError as exc:
+                err = translate_os_error(exc, 'delete conntrack entry to port %s' % tuple_orig.dport,
+                                         resource, 'conntrack')
+                # Gone meanwhile (timed out, closed): that is the goal.
+                if getattr(err, 'errno_name', None) != 'ENOENT':
+                    raise err from None
+    finally:
+        ct.close()
     return deleted
 
 

@@ -111,6 +111,7 @@ class PortmapKind(ResourceKind):
         self._sockets = {}       # (netns, protocol) -> its bound/listening sockets (read once)
         self._drops_checked = set()
         self.firewall = []       # other tables' forward chains that drop published traffic
+        self._flushes = {}       # netns -> conntrack selectors still to flush in this run
 
     # -- identity and input ------------------------------------------------------
 
@@ -462,6 +463,13 @@ class PortmapKind(ResourceKind):
                           'connections (ct status dnat accept): published IPv%d ports in %s are dropped there; '
                           'accept them in that chain' % (res, where, version, _nsfs_label(netns)))
 
+    def touched(self, changes):
+        """After changes: nothing read through the kernel's netlink views is
+        stale. Mappings live in nftables (read through self.nft, which
+        knows its own changes); the hairpin flags went through netlink and
+        stamped their ports; conntrack and the forwarding sysctls are not
+        read by any kind's current state."""
+
     def result_extra(self):
         """Module result keys beside the engine's: other tables' drop policies."""
         return {'firewall': self.firewall}
@@ -492,32 +500,46 @@ class PortmapKind(ResourceKind):
             indexes[0].setdefault((mine['protocol'], mine['version'], port), []).append(mine)
 
     def _flush_op(self, netns, res, mappings):
+        """Flush the conntrack entries of these mappings' host ports.
+
+        Final: it runs once every rule of the call is in place (a failure
+        before undoes the rules and leaves the entries as they were, which
+        cannot be brought back once flushed). The first flush op of a
+        namespace to run flushes for every mapping of the call there, in
+        one dump of the table; the others find nothing left to do."""
         selectors = []
         for m in mappings:
             ports = _ports(m['assigned_port'] if m['host_port'] == 'auto' else m['host_port'])
             sel = (_version_of(m), m['protocol'], m.get('host_ip'), tuple(ports))
             if sel not in selectors:
                 selectors.append(sel)
+        pending = self._flushes.setdefault(netns or '', [])
+        pending.extend(sel for sel in selectors if sel not in pending)
         kernel = self.kernel
 
         def run():
+            todo = self._flushes.pop(netns or '', [])
+            if not todo:
+                return
             local = None
-            for version, protocol, host_ip, ports in selectors:
+            wanted = []
+            for version, protocol, host_ip, ports in todo:
                 if host_ip:
                     target = ipaddress.ip_address(host_ip)
 
-                    def wanted(addr, target=target):
+                    def match(addr, target=target):
                         return addr == target
                 else:
                     if local is None:
                         local = _local_addresses(kernel, netns)
 
-                    def wanted(addr, local=local):
+                    def match(addr, local=local):
                         return addr.is_loopback or addr in local
-                _conntrack.flush(netns, version, protocol, ports, wanted, res)
+                wanted.append((version, protocol, ports, match))
+            _conntrack.flush(netns, wanted, res)
         text = 'flush conntrack entries to %s' % ', '.join(
             '%s %s:%s' % (p, _where(h, ver), _range_text(ports)) for ver, p, h, ports in selectors)
-        return Op(res, text, run)
+        return Op(res, text, run, final=True)
 
     def _hairpin_ops(self, netns, after, version, res, warn=True):
         """Hairpin mode on the managed ports of the destination's bridge.

@@ -79,9 +79,10 @@ def test_published_port_reachable_from_everywhere_and_gone_after_removal(net):
     assert not reaches(None, '::1', 8080, 'hello-a6', timeout=1)
 
     removed = run_module('portmap', state='deleted', config=[WEB, WEB6])
+    # The entries are flushed once every rule is gone (final operations).
     assert removed['commands'] == ['nftables: unpublish tcp *:8080 -> 198.51.100.10:80',
-                                   'flush conntrack entries to tcp *:8080',
                                    'nftables: unpublish tcp [::]:8080 -> [2001:db8:100::10]:80',
+                                   'flush conntrack entries to tcp *:8080',
                                    'flush conntrack entries to tcp [::]:8080']
     for netns, address in (('outside', HOST_V4), ('ep-b', HOST_V4), ('ep-a', HOST_V4), (None, '127.0.0.1'),
                            ('outside', HOST_V6)):
@@ -182,6 +183,28 @@ def test_conntrack_flushed_when_udp_destination_changes(net, tmp_path):
     assert '198.51.100.10' not in conntrack
 
 
+def test_one_call_flushes_the_entries_of_every_mapping_it_changes(net, tmp_path):
+    """The flush of a call runs once its rules are all in place, one dump
+    for all its mappings: two running flows, both mappings swapped in one
+    call, both flows move."""
+    sinks = dict(((ep, port), str(tmp_path / ('%s-%d' % (ep, port)))) for ep in ('ep-a', 'ep-b') for port in (5353, 5354))
+    for (ep, port), path in sinks.items():
+        net.udp_sink(ep, port, path)
+    maps = [{'protocol': 'udp', 'host_port': 5353, 'destination': '198.51.100.10', 'port': 5353},
+            {'protocol': 'udp', 'host_port': 5354, 'destination': '198.51.100.11', 'port': 5354}]
+    run_module('portmap', config=maps)
+    net.udp_stream('outside', HOST_V4, 5353, source_port=40000)
+    net.udp_stream('outside', HOST_V4, 5354, source_port=40001)
+    assert wait_file_grows(sinks[('ep-a', 5353)]) and wait_file_grows(sinks[('ep-b', 5354)])
+    swapped = [dict(maps[0], destination='198.51.100.11'), dict(maps[1], destination='198.51.100.10')]
+    result = run_module('portmap', config=swapped)
+    assert [c for c in result['commands'] if c.startswith('flush')] == \
+        ['flush conntrack entries to udp *:5353', 'flush conntrack entries to udp *:5354']
+    assert wait_file_grows(sinks[('ep-b', 5353)]) and wait_file_grows(sinks[('ep-a', 5354)])
+    conntrack = sh('conntrack', '-L', '-p', 'udp', check=False).stdout
+    assert 'dport=5353 src=198.51.100.10' not in conntrack and 'dport=5354 src=198.51.100.11' not in conntrack
+
+
 def test_auto_port_is_chosen_once_and_kept(net):
     net.tcp(None, 49152, 'busy')  # a listener on the host takes the first candidate
     auto = {'host_port': 'auto', 'destination': '198.51.100.10', 'port': 80}
@@ -232,8 +255,8 @@ def test_overridden_gathered_round_trip_and_deleted(net):
     assert run_module('portmap', state='overridden', config=gathered)['changed'] is False
     result = run_module('portmap', state='overridden', config=[WEB])
     assert result['commands'] == ['nftables: unpublish tcp [::]:8080 -> [2001:db8:100::10]:80',
-                                  'flush conntrack entries to tcp [::]:8080',
                                   'nftables: unpublish udp *:53 -> 198.51.100.11:53',
+                                  'flush conntrack entries to tcp [::]:8080',
                                   'flush conntrack entries to udp *:53']
     assert reaches('outside', HOST_V4, 8080, 'hello-a')
     assert run_module('portmap', state='deleted')['commands'] == [
