@@ -7,8 +7,9 @@ nftables tables (bridge, portmap).
 Private to the hostnet.provision collection.
 
 ``NftPlanner`` gives a kind, for one module run: the tables of each
-namespace (read once), operations that change elements in one atomic
-transaction (with the inverse transaction as undo), and the forwarding
+namespace (read once), operations that change elements atomically (with
+the inverse change as undo; the changes a run plans in one namespace go in
+one transaction, see ``change_op``), and the forwarding
 sysctls published ports and masquerade depend on (checked; changed only
 when the user allowed it with ``enable_forwarding``).
 """
@@ -19,7 +20,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils import _nft
 from ansible_collections.hostnet.provision.plugins.module_utils import _nsfs
 from ansible_collections.hostnet.provision.plugins.module_utils import _procfs
 from ansible_collections.hostnet.provision.plugins.module_utils._engine import Op
-from ansible_collections.hostnet.provision.plugins.module_utils._errors import ValidationError
+from ansible_collections.hostnet.provision.plugins.module_utils._errors import HostnetError, ValidationError
 
 __all__ = ['NftPlanner', 'FORWARDING_SYSCTL']
 
@@ -53,6 +54,7 @@ class NftPlanner:
         self._repair_planned = set()
         self._forwarding = set()
         self._warned = set()
+        self._pending = {}  # netns key -> the changes planned there, in plan order (see change_op)
 
     @staticmethod
     def available():
@@ -108,21 +110,33 @@ class NftPlanner:
             self._repair_planned.add(key)
             parts.append('restore the rules of tables inet/bridge %s' % _nft.TABLE)
         text = 'nftables%s: %s' % (_where(netns), '; '.join(parts))
-        deleted = []
+        change = _Change(what, delete, add, owner, keep, repair)
+        self._pending.setdefault(key, []).append(change)
 
         def run():
+            change.ran = True
+            if change.applied:
+                return  # in the transaction of an earlier operation of this run
             tables = self.tables(netns, resource)
-            gone = list(delete)
-            if owner is not None:
-                wanted = set(add) | set(keep)
-                gone.extend(e for e in owner(tables) if e not in wanted and e not in gone)
-            if repair:
-                tables.rewrite_program()
-            tables.apply(delete=gone, add=add, action=what)
-            deleted[:] = gone
+            batch = [c for c in self._pending[key] if not c.applied]
+            try:
+                _apply(tables, batch, change)
+            except HostnetError:
+                if len(batch) == 1:
+                    raise
+                # One of the batch is refused: each goes alone, so that the
+                # error names the change it belongs to.
+                _apply(tables, [change], change)
 
         def undo():
-            self.tables(netns, resource).apply(delete=add, add=deleted or delete, action='undo: %s' % what)
+            tables = self.tables(netns, resource)
+            # This change, and those its transaction made whose operations
+            # never ran (a failure came first), newest first.
+            todo = [c for c in self._pending[key] if c is change or (c.leader is change and not c.ran)]
+            for c in reversed(todo):
+                if c.applied:
+                    tables.apply(delete=c.add, add=c.gone, action='undo: %s' % c.what)
+                    c.applied = False
         return Op(resource, text, run, undo)
 
     def forwarding_ops(self, netns, versions, resource):
@@ -161,6 +175,44 @@ class NftPlanner:
 
 def _sysctl(netns, parts, value, resource):
     return lambda: _procfs.sysctl_set(netns, parts, value, resource)
+
+
+class _Change:
+    """One change_op's elements, and whether (and by whose run) it was made."""
+
+    __slots__ = ('what', 'delete', 'add', 'owner', 'keep', 'repair', 'gone', 'applied', 'ran', 'leader')
+
+    def __init__(self, what, delete, add, owner, keep, repair):
+        self.what, self.delete, self.add, self.owner, self.keep, self.repair = what, delete, add, owner, keep, repair
+        self.gone = list(delete)
+        self.applied = self.ran = False
+        self.leader = None
+
+
+def _apply(tables, batch, leader):
+    """The changes of BATCH, in order, as one transaction: what the tables
+    hold after them all, diffed with what they hold now. One transaction
+    for a hundred published ports costs what one costs; applied one by one
+    as before, they would cost a hundred."""
+    current = dict((e.ident(), e) for e in tables.elements())
+    net = dict(current)
+    for change in batch:
+        gone = list(change.delete)
+        if change.owner is not None:
+            wanted = set(change.add) | set(change.keep)
+            gone.extend(e for e in change.owner(tables) if e not in wanted and e not in gone)
+        change.gone = gone
+        for e in gone:
+            net.pop(e.ident(), None)
+        for e in change.add:
+            net[e.ident()] = e
+    if any(change.repair for change in batch):
+        tables.rewrite_program()
+    action = batch[0].what if len(batch) == 1 else '%s and %d more changes' % (leader.what, len(batch) - 1)
+    tables.apply(delete=[e for ident, e in current.items() if net.get(ident) != e],
+                 add=[e for ident, e in net.items() if current.get(ident) != e], action=action)
+    for change in batch:
+        change.applied, change.leader = True, leader
 
 
 def _where(netns):

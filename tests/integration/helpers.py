@@ -243,10 +243,10 @@ def kernel_snapshot():
     named namespace — the nftables ruleset, the forwarding sysctls and the
     collection's records under /run/hostnet. Compare two with ==."""
     snap = {'': _netns_view(None)}
+    snap['nftables'] = _ruleset(None)
     for name in netns_names():
         snap[name] = _netns_view(name)
-    ruleset = subprocess.run(['nft', '-j', 'list', 'ruleset'], check=True, capture_output=True, text=True).stdout
-    snap['nftables'] = [e for e in json.loads(ruleset)['nftables'] if 'metainfo' not in e]
+        snap['nftables in %s' % name] = _ruleset(name)
     snap['sysctl'] = dict((p, _read(p)) for p in (
         '/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding',
         '/proc/sys/net/ipv4/conf/all/route_localnet'))
@@ -260,6 +260,14 @@ def kernel_snapshot():
     snap['records'] = records
     snap['netns'] = netns_names()
     return snap
+
+
+def _ruleset(netns):
+    argv = ['nft', '-j', 'list', 'ruleset']
+    if netns:
+        argv = ['ip', 'netns', 'exec', netns] + argv
+    ruleset = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return [e for e in json.loads(ruleset)['nftables'] if 'metainfo' not in e]
 
 
 def snapshot_diff(before, after):

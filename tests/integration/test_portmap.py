@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -203,6 +204,36 @@ def test_one_call_flushes_the_entries_of_every_mapping_it_changes(net, tmp_path)
     assert wait_file_grows(sinks[('ep-b', 5353)]) and wait_file_grows(sinks[('ep-a', 5354)])
     conntrack = sh('conntrack', '-L', '-p', 'udp', check=False).stdout
     assert 'dport=5353 src=198.51.100.10' not in conntrack and 'dport=5354 src=198.51.100.11' not in conntrack
+
+
+@contextlib.contextmanager
+def nft_generations():
+    """The ruleset generations committed meanwhile (``nft monitor``): one
+    per transaction."""
+    seen = []
+    with subprocess.Popen(['nft', 'monitor'], stdout=subprocess.PIPE, text=True) as monitor:
+        try:
+            time.sleep(0.3)  # subscribed before the first transaction
+            yield seen
+            time.sleep(0.3)
+        finally:
+            monitor.terminate()
+            out = monitor.communicate(timeout=5)[0]
+    seen.extend(line for line in out.splitlines() if line.startswith('# new generation'))
+
+
+def test_the_mappings_of_one_call_change_the_ruleset_in_one_transaction(net):
+    mappings = [{'host_port': 8100 + i, 'destination': '198.51.100.10', 'port': 80} for i in range(20)]
+    run_module('portmap', config=[WEB])  # the tables exist
+    with nft_generations() as published:
+        result = run_module('portmap', config=mappings)
+    assert len(result['commands']) == 20 and len(published) == 1, published
+    assert reaches('outside', HOST_V4, 8119, 'hello-a') and reaches('outside', HOST_V4, 8080, 'hello-a')
+    with nft_generations() as removed:
+        result = run_module('portmap', state='deleted', config=mappings)
+    assert len(published) == 1 and len(removed) == 1, removed
+    assert not reaches('outside', HOST_V4, 8100, 'hello-a', timeout=1)
+    assert reaches('outside', HOST_V4, 8080, 'hello-a')
 
 
 def test_auto_port_is_chosen_once_and_kept(net):

@@ -75,6 +75,21 @@ def test_bridge_deleted_stays_when_a_change_to_a_listed_bridge_fails():
         {'name': 'rb-keep', 'netns': 'rb-x', 'addresses': ['203.0.113.1/24', '2001:db8:20::1/64']}])
 
 
+def test_the_nftables_changes_of_later_bridges_go_too_when_one_of_them_fails():
+    """The nftables changes a call plans in one namespace go in one
+    transaction, made by the first of their operations: the changes of
+    bridges whose own operations never ran are undone as well."""
+    run_module('netns', config=[{'name': 'rb-x'}])
+    _ipv6_off('rb-x')
+    run_module('bridge', enable_forwarding=True, config=[
+        {'name': 'rb-keep', 'netns': 'rb-x', 'masquerade': True, 'addresses': ['198.51.100.129/26']}])
+    refused_without_a_trace('bridge', ['rb-c', '2001:db8:20::1/64'], enable_forwarding=True, config=[
+        {'name': 'rb-a', 'netns': 'rb-x', 'masquerade': True, 'icc': False, 'addresses': ['198.51.100.1/26']},
+        {'name': 'rb-b', 'netns': 'rb-x', 'masquerade': True, 'icc': False, 'addresses': ['198.51.100.65/26']},
+        {'name': 'rb-c', 'netns': 'rb-x', 'masquerade': True, 'icc': False,
+         'addresses': ['203.0.113.1/24', '2001:db8:20::1/64']}])
+
+
 def test_namespace_deleted_by_overridden_stays_when_a_later_namespace_fails():
     run_module('netns', config=[{'name': 'rb-old', 'sysctls': {'net.ipv4.ip_forward': 1}}])
     run_module('veth', config=[{'name': 'rb-v', 'netns': 'rb-old', 'addresses': ['198.51.100.1/24'],
