@@ -224,13 +224,18 @@ def sweep(kernel):
     # Namespaces the run read that are gone now (deleted by it, or by the
     # undo of a failed call): their marker and records go too.
     gone = getattr(kernel, 'namespaces_forgotten', list)()
+    complete = {}  # namespace identity -> its complete records (one pass, not one per namespace)
+    if gone:
+        for key, data in _Cache.records.items():
+            if 'index' in data:
+                complete.setdefault((key[0], key[1]), []).append(key)
     for spec, ident in gone:
         if kernel.exists(spec) and _nsfs.namespace_id(spec) == ident:
             continue  # still there under its name: not deleted
         if (ident[0], ident[1]) in _Cache.recorded:
             _unlink(os.path.join(LINKS_DIR, _RECORDED % (ident[0], ident[1])))
             _Cache.recorded.discard((ident[0], ident[1]))
-        for key in [k for k, data in _Cache.records.items() if (k[0], k[1]) == ident[:2] and 'index' in data]:
+        for key in complete.pop((ident[0], ident[1]), []):
             _drop(key)
     if not _Cache.records:
         return

@@ -127,6 +127,9 @@ def what_matters(snap):
     for name, view in snap.items():
         if name in ('records', 'sysctl', 'netns', 'nftables'):
             continue
+        if name.startswith('nftables in '):
+            out[name] = _strip(view)
+            continue
         links = dict((link['ifname'], {'kind': (link.get('linkinfo') or {}).get('info_kind'),
                                        'mtu': link.get('mtu'), 'up': 'UP' in link.get('flags', []),
                                        'master': link.get('master'), 'alias': link.get('ifalias')})
