@@ -88,7 +88,7 @@ MGMT_IF = 'eth0'
 
 MEMORY_MB = 768
 TCG_TB_SIZE_MB = 256
-BOOT_TIMEOUT = {'kvm': 180.0, 'tcg': 420.0}  # TCG on a loaded 2-core machine: up to ~190 s seen
+BOOT_TIMEOUT = {'kvm': 90.0, 'tcg': 420.0}  # TCG on a loaded 2-core machine: up to ~190 s seen
 REBOOT_TIMEOUT = {'kvm': 180.0, 'tcg': 420.0}
 SSH_TIMEOUT = 30.0
 DOWN_TIMEOUT = 10.0
@@ -788,7 +788,17 @@ def cmd_up(vmdir, count):
         accel, cpu, why = probe_accel(vmdir.path)
         log('accelerator: %s, -cpu %s (%s)' % (accel, cpu, why))
         try:
-            state = build(vmdir, count or DEFAULT_VMS, image, accel, cpu, why)
+            try:
+                state = build(vmdir, count or DEFAULT_VMS, image, accel, cpu, why)
+            except VmError as exc:
+                # A /dev/kvm can run the probe's boot sector and still hang
+                # a real kernel (nested KVM): then the VMs go again, under TCG.
+                if accel != 'kvm' or 'did not answer ssh' not in str(exc):
+                    raise
+                teardown(vmdir, remove_dir=False)
+                why = '%s, but the VMs did not boot under it: TCG' % why
+                log('accelerator: tcg, -cpu qemu64 (%s)' % why)
+                state = build(vmdir, count or DEFAULT_VMS, image, 'tcg', 'qemu64', why)
         except BaseException as exc:  # also Ctrl-C: never leave a VM running
             teardown(vmdir, remove_dir=False)
             if isinstance(exc, (VmError, OSError, ValueError, subprocess.SubprocessError)):
