@@ -95,6 +95,11 @@ def converge(kernel, ctx, networks, normalize, bridge_prefix='br-', veth_prefix=
     plan = plan_networks(networks, info, prefix=bridge_prefix, veth_prefix=veth_prefix, defaults=defaults)
     for warning in plan['warnings']:
         ctx.warn(warning)
+    if not ctx.check_mode:
+        # A published port's bridge hint (the bridge and its ports, as the
+        # earlier steps will make them) serves check mode only; with a
+        # thousand endpoints it is a thousand names per mapping to check.
+        plan['ports'] = [dict((k, v) for k, v in port.items() if k != 'bridge') for port in plan['ports']]
 
     # Every step's entries are checked (argument spec, dual-stack mappings
     # split) before the first step changes anything.
