@@ -62,7 +62,10 @@ def ansible_env(tasks_json):
                 ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
                 ANSIBLE_CALLBACK_PLUGINS=os.path.join(BENCH, 'callback_plugins'),
                 ANSIBLE_CALLBACKS_ENABLED='bench_timer', BENCH_TASKS_JSON=tasks_json,
-                ANSIBLE_RETRY_FILES_ENABLED='false', PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''))
+                ANSIBLE_RETRY_FILES_ENABLED='false', PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
+                # The records of what the runs make stay in the sandbox's own
+                # /run, never in the machine's /etc/hostnet/state.
+                HOSTNET_STATE_DIR='/run/bench/state')
 
 
 def run_playbook(playbook, extra_vars, work, label, ops_from='commands'):
