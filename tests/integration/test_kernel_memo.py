@@ -33,18 +33,21 @@ class Counting(VethKind):
         return super()._read(key)
 
 
-def _setup(kernel, ctx, count):
-    reconcile(NetnsKind(kernel, ctx), [{'name': 'mm%d' % n} for n in range(count)], 'merged', ctx)
+def _made(kernel, ctx, namespaces, pairs):
+    """NAMESPACES namespaces and the first PAIRS pairs made; the counting
+    kind, its reads reset."""
+    reconcile(NetnsKind(kernel, ctx), [{'name': 'mm%d' % n} for n in range(namespaces)], 'merged', ctx)
+    kind = Counting(kernel, ctx)
+    kind.reads = []
+    reconcile(kind, [_pair(n) for n in range(pairs)], 'merged', ctx)
+    kind.reads = []
+    return kind
 
 
 def test_a_write_to_one_pair_leaves_the_other_pairs_read():
     ctx = CallContext(check_mode=False, warn=lambda msg: None)
     with Kernel() as kernel:
-        _setup(kernel, ctx, 4)
-        kind = Counting(kernel, ctx)
-        kind.reads = []
-        reconcile(kind, [_pair(n) for n in range(3)], 'merged', ctx)
-        kind.reads = []
+        kind = _made(kernel, ctx, 4, 3)
         # Read back: nothing was written since the pairs were made and read.
         assert [kind.current((None, 'vemm%d' % n))['peer']['addresses'] for n in range(3)] == \
             [['198.51.100.%d/26' % (n + 1)] for n in range(3)]
@@ -79,11 +82,7 @@ def test_a_write_to_one_pair_leaves_the_other_pairs_read():
 def test_a_deleted_link_makes_every_view_stale():
     ctx = CallContext(check_mode=False, warn=lambda msg: None)
     with Kernel() as kernel:
-        _setup(kernel, ctx, 2)
-        kind = Counting(kernel, ctx)
-        kind.reads = []
-        reconcile(kind, [_pair(n) for n in range(2)], 'merged', ctx)
-        kind.reads = []
+        kind = _made(kernel, ctx, 2, 2)
         # A deletion may reach other links (a veth's peer elsewhere, a
         # bridge's ports): every pair is read again after it.
         reconcile(kind, [{'name': 'vemm1'}], 'deleted', ctx)
