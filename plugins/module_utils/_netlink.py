@@ -376,15 +376,13 @@ class Kernel:
             return spec[len(prefix):]
         return spec
 
-    def _wrote(self, targets, index_too=False):
+    def _wrote(self, targets):
         """Stamp a write: TARGETS ((spec, ('n', name) | ('i', index))
-        pairs) or, None, everything."""
+        pairs) or, None, everything (indexes kept by name included)."""
         self._clock += 1
         if targets is None:
             self._stamp_all = self._stamp_index = self._clock
             return
-        if index_too:
-            self._stamp_index = self._clock
         for spec, target in targets:
             key = self._canon(spec)
             self._stamp_any[key] = self._clock
