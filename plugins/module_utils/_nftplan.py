@@ -192,8 +192,8 @@ class _Change:
 def _apply(tables, batch, leader):
     """The changes of BATCH, in order, as one transaction: what the tables
     hold after them all, diffed with what they hold now. One transaction
-    for a hundred published ports costs what one costs; applied one by one
-    as before, they would cost a hundred."""
+    for a hundred published ports costs about what one costs; a transaction
+    each would cost a hundred."""
     current = dict((e.ident(), e) for e in tables.elements())
     net = dict(current)
     for change in batch:
