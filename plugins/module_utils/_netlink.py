@@ -286,6 +286,7 @@ class Kernel:
         self._stamp_link = {}   # (namespace key, ('n', name) or ('i', index)) -> last write to it
         self._stamp_index = 0   # last write that may delete, move or renumber a link
         self._deps = []         # what the memo reads in progress depend on (a stack)
+        self._canons = {}       # spec -> its key in the stamps (see _canon)
         # Identities of the namespaces this run read and then saw deleted.
         self._forgotten = []
         # Every namespace this run opened, evicted sessions included.
@@ -332,7 +333,8 @@ class Kernel:
             self._read.add(key)
             ns.generation = ns.index_generation = self._clock
             return ns
-        if max(self._stamp_all, self._stamp_ns.get(key, 0), self._stamp_any.get(key, 0)) > ns.generation:
+        canon = self._canon(key)
+        if max(self._stamp_all, self._stamp_ns.get(canon, 0), self._stamp_any.get(canon, 0)) > ns.generation:
             ns.invalidate()
             ns.generation = self._clock
         if self._stamp_index > ns.index_generation:
@@ -368,13 +370,12 @@ class Kernel:
             self._stamp_ns[key] = self._stamp_any[key] = self._clock
 
     def _canon(self, spec):
-        """One key per namespace however it is named (NAME or /run/netns/NAME)."""
-        if not spec:
-            return ''
-        prefix = _nsfs.NETNS_RUN_DIR + '/'
-        if isinstance(spec, str) and spec.startswith(prefix) and '/' not in spec[len(prefix):]:
-            return spec[len(prefix):]
-        return spec
+        """One key per namespace however it is named (NAME, /run/netns/NAME,
+        pid:PID): the path of its file, '' for our own."""
+        key = self._canons.get(spec)
+        if key is None:
+            key = self._canons[spec] = _nsfs.spec_path(spec) or ''
+        return key
 
     def _wrote(self, targets):
         """Stamp a write: TARGETS ((spec, ('n', name) | ('i', index))

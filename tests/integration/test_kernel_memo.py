@@ -89,3 +89,21 @@ def test_a_deleted_link_makes_every_view_stale():
         kind.reads = []
         assert kind.current((None, 'vemm0')) is not None and kind.current((None, 'vemm1')) is None
         assert sorted(kind.reads) == ['vemm0', 'vemm1']
+
+
+def test_one_namespace_named_two_ways_is_one_namespace_for_staleness():
+    ctx = CallContext(check_mode=False, warn=lambda msg: None)
+    path = '/run/netns/mm0'
+    with Kernel() as kernel:
+        kind = _made(kernel, ctx, 1, 1)
+        assert kind.current((None, 'vemm0'))['peer']['addresses'] == ['198.51.100.1/26'] and kind.reads == []
+        index = kernel.link(path, 'eth0')['index']
+        assert kernel.addresses(path, index) == ['198.51.100.1/26']  # the path's own view, read
+        # A write through the name makes the path's view stale, and one
+        # through the path the pair's memo read by name.
+        kernel.addr_add('mm0', 'test', index, '198.51.100.50/26')
+        assert sorted(kernel.addresses(path, index)) == ['198.51.100.1/26', '198.51.100.50/26']
+        kernel.addr_add(path, 'test', index, '198.51.100.51/26')
+        assert sorted(kind.current((None, 'vemm0'))['peer']['addresses']) == \
+            ['198.51.100.1/26', '198.51.100.50/26', '198.51.100.51/26']
+        assert kind.reads == ['vemm0']
