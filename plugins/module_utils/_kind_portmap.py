@@ -373,11 +373,6 @@ class PortmapKind(ResourceKind):
             what = 'publish %s' % describe(after) if before is None else \
                 'change %s (was %s)' % (describe(after), describe(before))
             ops.append(self.nft.change_op(netns, res, what, delete=have - want, add=want - have, summary=True))
-            if before is not None or after['protocol'] == 'udp':
-                # A new TCP/SCTP mapping has nothing to flush (new connections
-                # get new entries); a UDP flow that was sending to the port
-                # before it was published would keep its un-NATed entry.
-                ops.append(self._flush_op(netns, res, [m for m in (before, after) if m is not None]))
         else:
             op = self.nft.change_op(netns, res, 'restore', summary=True)
             if op is not None:
@@ -390,6 +385,12 @@ class PortmapKind(ResourceKind):
                 self._check_others(netns, after, version, res)
             self._check_forward_drops(netns, version, res)
         ops.extend(self._hairpin_ops(netns, after, version, res, warn=want != have))
+        if want != have and (before is not None or after['protocol'] == 'udp'):
+            # A new TCP/SCTP mapping has nothing to flush (new connections
+            # get new entries); a UDP flow that was sending to the port
+            # before it was published would keep its un-NATed entry. Last:
+            # a final operation defers what follows it for its resource.
+            ops.append(self._flush_op(netns, res, [m for m in (before, after) if m is not None]))
         return ops
 
     # -- ports and policies of others ------------------------------------------------
