@@ -36,6 +36,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._engine import O
 from ansible_collections.hostnet.provision.plugins.module_utils._errors import (
     ConflictError,
     KernelError,
+    LinkNotFound,
     ValidationError,
 )
 from ansible_collections.hostnet.provision.plugins.module_utils._linkops import (
@@ -81,6 +82,9 @@ class BridgeKind(ResourceKind):
     def __init__(self, kernel, ctx, enable_forwarding=False):
         super().__init__(kernel, ctx)
         self.nft = NftPlanner(kernel, ctx, enable_forwarding)
+        # netns key -> the bridges this run deletes there, in plan order
+        # (deleted together, see _delete).
+        self._doomed = {}
 
     def normalize(self, item):
         name = v.ifname(item.get('name'), 'bridge %s' % item.get('name'), new_link=True)
@@ -175,8 +179,9 @@ class BridgeKind(ResourceKind):
             return []
         if after is None:
             ops = self._policy_ops(key, res, before, None)
-            ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name),
-                          lambda: self.kernel.link_del(netns, res, ref.index())))
+            doomed = _Doomed(ref, ops[0] if ops else None)
+            self._doomed.setdefault(netns or '', []).append(doomed)
+            ops.append(Op(res, 'delete bridge %s' % resource_label(netns, name), lambda: self._delete(doomed)))
             # Final: the bridge cannot be built again as it was (its ports
             # detached, their bridge port settings lost), nor its nftables
             # elements (the last ones take the tables along): all of it
@@ -289,6 +294,26 @@ class BridgeKind(ResourceKind):
                    lambda: _procfs.sysctl_set(netns, parts, '0', res, 'name'),
                    lambda: _procfs.sysctl_set(netns, parts, '1', res, 'name'))]
 
+    def _delete(self, doomed):
+        """Delete a bridge, and with it the other bridges this run deletes in
+        its namespace whose nftables changes are made (one transaction made
+        them all, see NftPlanner.change_op): the kernel deletes them in one
+        batch, and their own delete operations find them gone."""
+        if doomed.gone:
+            return
+        batch = []
+        for other in self._doomed[doomed.ref.netns or '']:
+            if other is doomed or (not other.gone and self.nft.applied(other.policy)):
+                try:
+                    batch.append((other, other.ref.index()))
+                except LinkNotFound:
+                    if other is doomed:
+                        raise
+                    # Its own operation says so, in its turn.
+        self.kernel.links_del(doomed.ref.netns, [(other.ref.resource, index) for other, index in batch])
+        for other, _index in batch:
+            other.gone = True
+
     def _keep_for_foreign_ports(self, res, netns, name):
         """A bridge that links the collection did not make are attached to is
         kept whole (deleting it would cut them off): the run says so."""
@@ -345,6 +370,16 @@ class BridgeKind(ResourceKind):
 
     def _remove(self, ref):
         ref.remove_created()
+
+
+class _Doomed:
+    """A bridge the run deletes: its LinkRef, the operation that removes its
+    nftables elements (None: nothing to remove), whether it is gone."""
+
+    __slots__ = ('ref', 'policy', 'gone')
+
+    def __init__(self, ref, policy):
+        self.ref, self.policy, self.gone = ref, policy, False
 
 
 def _check_forward_delay(config, res):

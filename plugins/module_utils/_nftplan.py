@@ -55,6 +55,7 @@ class NftPlanner:
         self._forwarding = set()
         self._warned = set()
         self._pending = {}  # netns key -> the changes planned there, in plan order (see change_op)
+        self._change_of = {}  # operation -> its change
 
     @staticmethod
     def available():
@@ -137,7 +138,15 @@ class NftPlanner:
                 if c.applied:
                     tables.apply(delete=c.add, add=c.gone, action='undo: %s' % c.what)
                     c.applied = False
-        return Op(resource, text, run, undo)
+        op = Op(resource, text, run, undo)
+        self._change_of[op] = change
+        return op
+
+    def applied(self, op):
+        """Whether the change of OP (a change_op; None: no change) is made,
+        by OP's run or in the transaction of an earlier one."""
+        change = self._change_of.get(op)
+        return change is None or change.applied
 
     def forwarding_ops(self, netns, versions, resource):
         """Check that forwarding is on for each IP version in ``versions``;

@@ -76,6 +76,7 @@ _RECV_SIZE = 65536  # the kernel fills at most 32 KiB per dump datagram
 # Attributes read or written (linux/if_link.h, if_addr.h, rtnetlink.h, neighbour.h).
 _IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_LINK, _IFLA_MASTER = 1, 3, 4, 5, 10
 _IFLA_LINKINFO, _IFLA_IFALIAS, _IFLA_NET_NS_FD, _IFLA_EXT_MASK, _IFLA_LINK_NETNSID = 18, 20, 28, 29, 37
+_IFLA_GROUP = 27
 _IFLA_INFO_KIND, _IFLA_INFO_DATA, _IFLA_INFO_SLAVE_KIND, _IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 _IFLA_BRPORT_MODE = 4
 _VETH_INFO_PEER = 1
@@ -94,7 +95,7 @@ _RTN_UNICAST = 1
 _NUD_PERMANENT = 0x80
 
 _LINK_ATTRS = frozenset((_IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_LINK, _IFLA_MASTER, _IFLA_LINKINFO,
-                         _IFLA_IFALIAS, _IFLA_LINK_NETNSID))
+                         _IFLA_IFALIAS, _IFLA_LINK_NETNSID, _IFLA_GROUP))
 
 
 class DumpInterrupted(Exception):
@@ -173,8 +174,9 @@ def _ip(data):
 # -- requests -----------------------------------------------------------------
 
 
-def link_request(index=0, state=None, ifalias=None, master=None, mtu=None, address=None, ifname=None):
-    """ifinfomsg body of a link set/delete/get (only the given fields)."""
+def link_request(index=0, state=None, ifalias=None, master=None, mtu=None, address=None, ifname=None, group=None):
+    """ifinfomsg body of a link set/delete/get (only the given fields). A
+    delete with index 0 and a ``group`` deletes every link of the group."""
     flags = change = 0
     if state is not None:
         change = _IFF_UP
@@ -190,6 +192,8 @@ def link_request(index=0, state=None, ifalias=None, master=None, mtu=None, addre
         body.append(_attr_u32(_IFLA_MTU, mtu))
     if address is not None:
         body.append(_attr_mac(_IFLA_ADDRESS, address))
+    if group is not None:
+        body.append(_attr_u32(_IFLA_GROUP, group))
     return b''.join(body)
 
 
@@ -306,6 +310,7 @@ def parse_link(msg):
         'master': _u32(attrs.get(_IFLA_MASTER)),
         'link': _u32(attrs.get(_IFLA_LINK)),
         'link_netnsid': None if netnsid is None else _S32.unpack_from(netnsid)[0],
+        'group': _u32(attrs.get(_IFLA_GROUP)) or 0,
     }
     if _str(info.get(_IFLA_INFO_SLAVE_KIND)) == 'bridge' and info.get(_IFLA_INFO_SLAVE_DATA) is not None:
         # A bridge port: its hairpin mode (IFLA_BRPORT_MODE).

@@ -172,3 +172,78 @@ def test_forward_delay_checked_against_stp_already_on():
     result = run_module('bridge', fail=True, config=[{'name': 'hn-br0', 'forward_delay': 100}])
     assert result['field'] == 'forward_delay' and 'out of range with stp on' in result['msg']
     assert link('hn-br0', details=True)['linkinfo']['info_data']['forward_delay'] == 400
+
+
+def test_bridges_deleted_in_one_kernel_batch_and_nothing_else_with_them():
+    """A run that deletes several bridges of a namespace asks the kernel
+    once (a group delete, one synchronisation for them all, not one each);
+    a link the collection did not make, even one in the group the run tries
+    first, stays as it was."""
+    from ansible_collections.hostnet.provision.plugins.module_utils import _netlink, _rtnl
+    from ansible_collections.hostnet.provision.plugins.module_utils._adapter import CallContext
+    from ansible_collections.hostnet.provision.plugins.module_utils._engine import reconcile
+    from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import BridgeKind
+
+    class Watched(_netlink.Kernel):
+        """The kernel session, noting the link deletions it asks for."""
+        deletes = []
+
+        def _rt(self, spec, action, msg_type, body, *args, **kwargs):
+            if msg_type == _rtnl.RTM_DELLINK:
+                self.deletes.append(action)
+            return super()._rt(spec, action, msg_type, body, *args, **kwargs)
+
+    names = ['hn-gd%d' % n for n in range(3)]
+    run_module('bridge', config=[{'name': name, 'addresses': ['198.51.100.%d/28' % (16 * n + 1)]}
+                                 for n, name in enumerate(names)])
+    sh('ip', 'link', 'add', 'hn-foreign', 'type', 'bridge')
+    sh('ip', 'link', 'set', 'hn-foreign', 'group', str(_netlink._BATCH_GROUP))
+    ctx = CallContext(check_mode=False, warn=lambda msg: None)
+    with Watched() as kernel:
+        result = reconcile(BridgeKind(kernel, ctx), [{'name': name} for name in names], 'deleted', ctx)
+    assert [c for c in result.commands if c.startswith('delete')] == ['delete bridge %s' % n for n in names]
+    assert Watched.deletes == ['delete links'], Watched.deletes
+    left = sys_class_net()
+    assert not any(name in left for name in names)
+    assert link('hn-foreign')['group'] == str(_netlink._BATCH_GROUP)
+    ruleset = sh('nft', 'list', 'ruleset').stdout
+    assert 'hn-gd' not in ruleset
+    # One bridge alone is deleted as before, by its index.
+    run_module('bridge', config=[{'name': 'hn-gd9'}])
+    Watched.deletes = []
+    with Watched() as kernel:
+        reconcile(BridgeKind(kernel, ctx), [{'name': 'hn-gd9'}], 'deleted', ctx)
+    assert Watched.deletes == ['delete link'] and 'hn-gd9' not in sys_class_net()
+
+
+def test_a_link_that_joins_the_batch_group_meanwhile_is_never_deleted_with_it():
+    """Another tool puts its link in the group while the run gathers its
+    bridges there: the run reads the group back before the delete, finds a
+    stranger, and deletes its bridges one by one instead."""
+    from ansible_collections.hostnet.provision.plugins.module_utils import _netlink, _rtnl
+    from ansible_collections.hostnet.provision.plugins.module_utils._adapter import CallContext
+    from ansible_collections.hostnet.provision.plugins.module_utils._engine import reconcile
+    from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge import BridgeKind
+
+    class Raced(_netlink.Kernel):
+        """The kernel session; the other tool acts right after the run's
+        first 'set group' request."""
+        actions = []
+
+        def _rt(self, spec, action, msg_type, body, *args, **kwargs):
+            out = super()._rt(spec, action, msg_type, body, *args, **kwargs)
+            if action == 'set group' and 'set group' not in self.actions:
+                sh('ip', 'link', 'set', 'hn-foreign', 'group', str(_netlink._BATCH_GROUP))
+            self.actions.append(action)
+            return out
+
+    names = ['hn-gd%d' % n for n in range(3)]
+    run_module('bridge', config=[{'name': name} for name in names])
+    sh('ip', 'link', 'add', 'hn-foreign', 'type', 'bridge')
+    ctx = CallContext(check_mode=False, warn=lambda msg: None)
+    with Raced() as kernel:
+        reconcile(BridgeKind(kernel, ctx), [{'name': name} for name in names], 'deleted', ctx)
+    assert Raced.actions.count('delete links') == 0 and Raced.actions.count('delete link') == 3, Raced.actions
+    left = sys_class_net()
+    assert 'hn-foreign' in left and not any(name in left for name in names)
+    assert link('hn-foreign')['group'] == str(_netlink._BATCH_GROUP)
