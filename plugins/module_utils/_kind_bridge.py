@@ -475,24 +475,22 @@ def bridge_elements(name, config, ports=(), bridge_meta=True):
 
 def owned_elements(tables, name):
     """The elements of the tables that belong to bridge ``name``."""
-    out = set()
-    for element in tables.elements():
-        key = element.key
-        if element.set in ('bridges', 'nat_bridges', 'isolated', 'no_host_access', 'no_icc'):
-            mine = key == name
-        elif element.set in ('bridge_nets4', 'bridge_nets6', 'dns_access4', 'dns_access6'):
-            mine = isinstance(key, tuple) and key[0] == name
-        elif element.set in ('isolated_self', 'no_icc_routed'):
-            mine = key == (name, name)
-        elif element.set == 'reach' or element.set in _ALLOW_SETS:
-            mine = isinstance(key, tuple) and key[0] == name
-        elif element.set in ('masq_nets4', 'masq_nets6', 'no_icc_ports'):
-            mine = element.comment == name
-        else:
-            mine = False
-        if mine:
-            out.add(element)
-    return out
+    return set(tables.grouped(_owner).get(name, ()))
+
+
+def _owner(element):
+    """The bridge an element of the tables belongs to (None: no bridge's)."""
+    key = element.key
+    if element.set in ('bridges', 'nat_bridges', 'isolated', 'no_host_access', 'no_icc'):
+        return key
+    if element.set in ('bridge_nets4', 'bridge_nets6', 'dns_access4', 'dns_access6', 'reach') or \
+            element.set in _ALLOW_SETS:
+        return key[0] if isinstance(key, tuple) else None
+    if element.set in ('isolated_self', 'no_icc_routed'):
+        return key[0] if isinstance(key, tuple) and len(key) == 2 and key[0] == key[1] else None
+    if element.set in ('masq_nets4', 'masq_nets6', 'no_icc_ports'):
+        return element.comment
+    return None
 
 
 def _policy(owned, name):

@@ -583,6 +583,7 @@ class Tables:
         self._present = set()   # families whose table exists
         self._intact = False    # skeleton verified or written in this run
         self.generation = 0     # bumped on every change (callers cache parses)
+        self._grouped = {}      # key function -> (generation, groups), see grouped
 
     # -- reading ------------------------------------------------------------
 
@@ -634,6 +635,21 @@ class Tables:
     def get(self, family, set_name, key):
         self.load()
         return self._elements.get((family, set_name, key))
+
+    def grouped(self, key_of):
+        """The elements grouped by KEY_OF(element) (None: in no group), in
+        one pass per generation: two hundred bridges each asking for their
+        own elements do not scan them all two hundred times."""
+        self.load()
+        cached = self._grouped.get(key_of)
+        if cached is None or cached[0] != self.generation:
+            groups = {}
+            for element in self._elements.values():
+                key = key_of(element)
+                if key is not None:
+                    groups.setdefault(key, []).append(element)
+            cached = self._grouped[key_of] = (self.generation, groups)
+        return cached[1]
 
     # -- writing ------------------------------------------------------------
 

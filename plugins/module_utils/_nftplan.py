@@ -42,6 +42,9 @@ class _NoTables:
     def get(self, family, set_name, key):
         return None
 
+    def grouped(self, key_of):
+        return {}
+
 
 class NftPlanner:
     """The nftables side of one module run."""

@@ -100,6 +100,13 @@ class _Tables:
     def elements(self, family=None, set_name=None):
         return list(self._elements)
 
+    def grouped(self, key_of):
+        groups = {}
+        for element in self.elements():
+            if key_of(element) is not None:
+                groups.setdefault(key_of(element), []).append(element)
+        return groups
+
 
 def test_elements_read_back_as_the_option_and_belong_to_the_source_bridge():
     allow = allow_list([{'name': 'r', 'to': 'b1', 'protocol': 'udp', 'ports': ['53', 5353]},

@@ -38,6 +38,13 @@ class FakeTables:
     def get(self, family, set_name, key):
         return self._elements.get((family, set_name, key))
 
+    def grouped(self, key_of):
+        groups = {}
+        for element in self.elements():
+            if key_of(element) is not None:
+                groups.setdefault(key_of(element), []).append(element)
+        return groups
+
     def intact(self):
         return True
 
