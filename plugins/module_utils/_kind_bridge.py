@@ -298,21 +298,25 @@ class BridgeKind(ResourceKind):
         """Delete a bridge, and with it the other bridges this run deletes in
         its namespace whose nftables changes are made (one transaction made
         them all, see NftPlanner.change_op): the kernel deletes them in one
-        batch, and their own delete operations find them gone."""
+        batch, and their own delete operations find them gone. If they
+        cannot go together, each goes alone, in its own operation."""
         if doomed.gone:
             return
-        batch = []
+        index = doomed.ref.index()
+        batch = [(doomed, index)]
         for other in self._doomed[doomed.ref.netns or '']:
-            if other is doomed or (not other.gone and self.nft.applied(other.policy)):
+            if other is not doomed and not other.gone and self.nft.applied(other.policy):
                 try:
                     batch.append((other, other.ref.index()))
                 except LinkNotFound:
-                    if other is doomed:
-                        raise
-                    # Its own operation says so, in its turn.
-        self.kernel.links_del(doomed.ref.netns, [(other.ref.resource, index) for other, index in batch])
-        for other, _index in batch:
-            other.gone = True
+                    pass  # its own operation says so, in its turn
+        if len(batch) > 1 and self.kernel.links_del_together(
+                doomed.ref.netns, [(other.ref.resource, i) for other, i in batch]):
+            for other, _index in batch:
+                other.gone = True
+            return
+        self.kernel.link_del(doomed.ref.netns, doomed.ref.resource, index)
+        doomed.gone = True
 
     def _keep_for_foreign_ports(self, res, netns, name):
         """A bridge that links the collection did not make are attached to is

@@ -55,7 +55,7 @@ _READS = ('get_links', 'get_addr', 'get_routes', 'get_neighbours', 'get_rules')
 _DUMP_ATTEMPTS = 5
 # Link attributes the rtnetlink socket sets itself; others go through pyroute2.
 _RT_LINK_SET = frozenset(('state', 'ifalias', 'master', 'mtu', 'address'))
-# Where links_del gathers the links it deletes together (the first group
+# Where links_del_together gathers the links it deletes together (the first group
 # no other link of the namespace is in, from here on).
 _BATCH_GROUP = 0x686e0000
 _RT_VETH = frozenset(('ifname', 'kind', 'peer', 'mtu', 'address'))
@@ -776,19 +776,16 @@ class Kernel:
         for name in names:
             _intent.forget(spec, name, index)
 
-    def links_del(self, spec, links):
-        """Delete links of one namespace together (LINKS: (resource, index)
-        pairs): the kernel unregisters the links of a group in one batch,
-        one synchronisation for them all instead of one each (200 bridges
-        took half the time of one by one). They are put in a group no other
-        link of the namespace is in, and the group is read back right before
-        the delete; if anything else joined it, or the kernel refuses, they
-        go one by one."""
+    def links_del_together(self, spec, links):
+        """Delete links of one namespace in one request (LINKS: (resource,
+        index) pairs); True when done, False when nothing was deleted (the
+        caller deletes them one by one). The kernel unregisters the links of
+        a group in one batch, one synchronisation for them all instead of one
+        each (200 bridges took half the time of one by one). They are put in
+        a group no other link of the namespace is in, and the group is read
+        back right before the delete; if anything else joined it, or the
+        kernel refuses, they go back to their groups."""
         links = list(links)
-        if len(links) < 2:
-            for resource, index in links:
-                self.link_del(spec, resource, index)
-            return
         resource = links[0][0]
         indexes = set(index for _res, index in links)
         ns = self.session(spec, resource)
@@ -812,23 +809,18 @@ class Kernel:
             if set(index for index, known in groups().items() if known == group) <= indexes:
                 self._rt(spec, 'delete links', _rtnl.RTM_DELLINK, _rtnl.link_request(0, group=group),
                          resource=resource)
-                moved = []
+                for name, index in names:
+                    _intent.forget(spec, name, index)
+                return True
         except HostnetError:
             pass
-        if moved:
-            # Not deleted together: back to their groups, then one by one.
-            for res, index in moved:
-                try:
-                    self._rt(spec, 'set group', _rtnl.RTM_NEWLINK,
-                             _rtnl.link_request(index, group=before.get(index, 0)),
-                             resource=res, targets=[(spec, ('i', index))])
-                except HostnetError:
-                    pass
-            for res, index in links:
-                self.link_del(spec, res, index)
-            return
-        for name, index in names:
-            _intent.forget(spec, name, index)
+        for res, index in moved:
+            try:
+                self._rt(spec, 'set group', _rtnl.RTM_NEWLINK, _rtnl.link_request(index, group=before.get(index, 0)),
+                         resource=res, targets=[(spec, ('i', index))])
+            except HostnetError:
+                pass  # gone meanwhile: its own delete says so
+        return False
 
     def namespaces_forgotten(self):
         """(spec, namespace identity) of the namespaces this run read and
