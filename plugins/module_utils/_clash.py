@@ -29,6 +29,7 @@ skips the check for that resource (the rare intended overlap).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 
@@ -230,10 +231,11 @@ class View:
         near = set(near)
         self._routes = []
         for route in facts.get('routes') or []:
-            route = dict(route)
-            route['_net'] = ipaddress.ip_network(route['dest'], strict=False)
-            if route['_net'].is_link_local or route['_net'].is_multicast:
+            net = _route_net(route['dest'])
+            if net is None:
                 continue
+            route = dict(route)
+            route['_net'] = net
             route['_ours'] = bool(route.get('managed')) or (route.get('dev') in near and not route.get('via'))
             self._routes.append(route)
         self._rules = list(facts.get('rules') or [])
@@ -259,6 +261,15 @@ class View:
 
     def rules(self):
         return self._rules
+
+
+@functools.lru_cache(maxsize=4096)
+def _route_net(dest):
+    """A route's destination as a network, None for link-local and
+    multicast ones (no clash). Parsed once per run: a role checks each of
+    its networks against the same few thousand routes."""
+    net = ipaddress.ip_network(dest, strict=False)
+    return None if net.is_link_local or net.is_multicast else net
 
 
 def _mgmt(value):
