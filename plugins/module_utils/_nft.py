@@ -52,6 +52,7 @@ __all__ = [
     'run',
     'bridge_meta_supported',
     'Element',
+    'group_elements',
     'Tables',
 ]
 
@@ -572,6 +573,16 @@ def _decode(family, name, raw):
     return Element(family, name, key, value, comment), key_raw
 
 
+def group_elements(elements, key_of):
+    """KEY_OF(element) -> the elements with that key (None: left out)."""
+    groups = {}
+    for element in elements:
+        key = key_of(element)
+        if key is not None:
+            groups.setdefault(key, []).append(element)
+    return groups
+
+
 class Tables:
     """The collection's two tables in one namespace: elements and changes."""
 
@@ -643,12 +654,7 @@ class Tables:
         self.load()
         cached = self._grouped.get(key_of)
         if cached is None or cached[0] != self.generation:
-            groups = {}
-            for element in self._elements.values():
-                key = key_of(element)
-                if key is not None:
-                    groups.setdefault(key, []).append(element)
-            cached = self._grouped[key_of] = (self.generation, groups)
+            cached = self._grouped[key_of] = (self.generation, group_elements(self._elements.values(), key_of))
         return cached[1]
 
     # -- writing ------------------------------------------------------------

@@ -14,7 +14,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._kind_bridge imp
     bridge_elements,
     owned_elements,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._nft import INET, Element
+from ansible_collections.hostnet.provision.plugins.module_utils._nft import INET, Element, group_elements
 from ansible_collections.hostnet.provision.plugins.module_utils._topology import PlanError, plan_networks
 
 TENANTS = [
@@ -101,11 +101,7 @@ class _Tables:
         return list(self._elements)
 
     def grouped(self, key_of):
-        groups = {}
-        for element in self.elements():
-            if key_of(element) is not None:
-                groups.setdefault(key_of(element), []).append(element)
-        return groups
+        return group_elements(self.elements(), key_of)
 
 
 def test_elements_read_back_as_the_option_and_belong_to_the_source_bridge():

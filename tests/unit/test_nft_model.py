@@ -21,7 +21,7 @@ from ansible_collections.hostnet.provision.plugins.module_utils._kind_portmap im
     describe,
     mapping_elements,
 )
-from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element
+from ansible_collections.hostnet.provision.plugins.module_utils._nft import BRIDGE, INET, Element, group_elements
 
 
 class FakeTables:
@@ -39,11 +39,7 @@ class FakeTables:
         return self._elements.get((family, set_name, key))
 
     def grouped(self, key_of):
-        groups = {}
-        for element in self.elements():
-            if key_of(element) is not None:
-                groups.setdefault(key_of(element), []).append(element)
-        return groups
+        return group_elements(self.elements(), key_of)
 
     def intact(self):
         return True
